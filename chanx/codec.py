@@ -1,0 +1,75 @@
+"""Frame text <-> plain dicts: JSON, the wire's action key, camelCase keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from chanx.errors import FrameError, detail
+
+__all__ = ["Codec"]
+
+_Transform = Callable[[Any], Any]
+
+
+def _humps() -> tuple[_Transform, _Transform]:
+    try:
+        import humps
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImproperlyConfigured(
+            "CHANX['CAMELIZE'] needs pyhumps: pip install 'chanx[camel-case]'"
+        ) from exc
+    return humps.camelize, humps.decamelize
+
+
+class Codec:
+    """Decodes incoming frame text and encodes outgoing messages.
+
+    Models always name their type field ``action``; the wire may call it
+    something else (``MESSAGE_ACTION_KEY``) and may use camelCase keys.
+
+    Args:
+        action_key: The key that carries the message type on the wire.
+        camelize: Convert keys to camelCase on the way out and back on the way in.
+    """
+
+    __slots__ = ("_action_key", "_camelize", "_decamelize")
+
+    def __init__(self, action_key: str = "action", camelize: bool = False) -> None:
+        self._action_key = action_key
+        self._camelize: _Transform | None = None
+        self._decamelize: _Transform | None = None
+        if camelize:
+            self._camelize, self._decamelize = _humps()
+
+    def decode(self, text: str) -> dict[str, Any]:
+        """Parse a text frame into a dict whose type key is ``action``.
+
+        Raises:
+            FrameError: The text is not JSON or not a JSON object.
+        """
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            raise FrameError("decode", [detail("json_invalid", "Invalid JSON")]) from None
+        if not isinstance(data, dict):
+            raise FrameError(
+                "decode", [detail("frame_type", "A frame must be a JSON object")]
+            )
+        if self._decamelize is not None:
+            data = self._decamelize(data)
+        if self._action_key != "action" and self._action_key in data:
+            data["action"] = data.pop(self._action_key)
+        return data
+
+    def encode(self, data: dict[str, Any]) -> str:
+        """Serialize a JSON-ready dict (its type key named ``action``) to text."""
+        if self._action_key != "action" and "action" in data:
+            data = {self._action_key: data["action"], **data}
+            del data["action"]
+        if self._camelize is not None:
+            data = self._camelize(data)
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
