@@ -54,13 +54,15 @@ class Codec:
         try:
             data = json.loads(text)
         except (ValueError, RecursionError):
-            raise FrameError("decode", [detail("json_invalid", "Invalid JSON")]) from None
+            raise FrameError(
+                "decode", [detail("json_invalid", "Invalid JSON")]
+            ) from None
         if not isinstance(data, dict):
             raise FrameError(
                 "decode", [detail("frame_type", "A frame must be a JSON object")]
             )
         if self._decamelize is not None:
-            data = self._decamelize(data)
+            data = dict(self._decamelize(data))
         if self._action_key != "action" and self._action_key in data:
             data["action"] = data.pop(self._action_key)
         return data

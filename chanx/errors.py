@@ -44,5 +44,7 @@ def from_validation_error(exc: ValidationError) -> list[ErrorDetail]:
     """Turn a pydantic error into details, leaving out input, context and URLs."""
     return [
         detail(err["type"], err["msg"], list(err["loc"]))
-        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+        for err in exc.errors(
+            include_url=False, include_context=False, include_input=False
+        )
     ]

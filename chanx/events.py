@@ -23,7 +23,9 @@ class ChannelEventPayload(TypedDict):
     meta: NotRequired[dict[str, str]]
 
 
-def build_event_payload(event: BaseChannelEvent, meta: dict[str, str]) -> ChannelEventPayload:
+def build_event_payload(
+    event: BaseChannelEvent, meta: dict[str, str]
+) -> ChannelEventPayload:
     """Assemble the channel-layer payload for ``event`` (JSON types only)."""
     payload: ChannelEventPayload = {
         "type": CHANNEL_EVENT_TYPE,

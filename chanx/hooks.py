@@ -58,7 +58,10 @@ class Observation(Protocol):
     """A step in progress (a span, a timer); finished exactly once."""
 
     def finish(
-        self, outcome: str, error_type: str | None = None, exc: BaseException | None = None
+        self,
+        outcome: str,
+        error_type: str | None = None,
+        exc: BaseException | None = None,
     ) -> None:
         """End the step. ``outcome`` is ``"ok"``, ``"error"``, ``"rejected"``..."""
 
@@ -66,7 +69,9 @@ class Observation(Protocol):
 class ConsumerHooks(Protocol):
     """Called by every consumer; ``kind`` is ``"group_message"`` or ``"event"``."""
 
-    def connection_started(self, conn: ConnectionInfo, scope: Mapping[str, Any]) -> Observation:
+    def connection_started(
+        self, conn: ConnectionInfo, scope: Mapping[str, Any]
+    ) -> Observation:
         """The handshake began; finished when authentication has an outcome."""
 
     def connection_closed(self, conn: ConnectionInfo, code: int) -> None:
@@ -101,7 +106,10 @@ class _NoopObservation:
     __slots__ = ()
 
     def finish(
-        self, outcome: str, error_type: str | None = None, exc: BaseException | None = None
+        self,
+        outcome: str,
+        error_type: str | None = None,
+        exc: BaseException | None = None,
     ) -> None:
         return None
 
@@ -112,7 +120,9 @@ NOOP_OBSERVATION = _NoopObservation()
 class NoopHooks:
     """The default: does nothing."""
 
-    def connection_started(self, conn: ConnectionInfo, scope: Mapping[str, Any]) -> Observation:
+    def connection_started(
+        self, conn: ConnectionInfo, scope: Mapping[str, Any]
+    ) -> Observation:
         return NOOP_OBSERVATION
 
     def connection_closed(self, conn: ConnectionInfo, code: int) -> None:
@@ -157,7 +167,10 @@ class _SafeObservation:
         self._name = name
 
     def finish(
-        self, outcome: str, error_type: str | None = None, exc: BaseException | None = None
+        self,
+        outcome: str,
+        error_type: str | None = None,
+        exc: BaseException | None = None,
     ) -> None:
         try:
             self._inner.finish(outcome, error_type, exc)
@@ -184,7 +197,9 @@ class SafeHooks:
         except Exception:
             _failed(name)
 
-    def connection_started(self, conn: ConnectionInfo, scope: Mapping[str, Any]) -> Observation:
+    def connection_started(
+        self, conn: ConnectionInfo, scope: Mapping[str, Any]
+    ) -> Observation:
         return self._observe("connection_started", conn, scope)
 
     def connection_closed(self, conn: ConnectionInfo, code: int) -> None:

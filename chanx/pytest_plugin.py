@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pytest
 
@@ -24,12 +24,18 @@ if TYPE_CHECKING:
 
     Factory = Callable[..., Awaitable[WebsocketCommunicator]]
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 try:
     import pytest_asyncio
 
-    _async_fixture: Any = pytest_asyncio.fixture
+    _fixture: Any = pytest_asyncio.fixture
 except ImportError:  # pragma: no cover - the async fixtures need pytest-asyncio
-    _async_fixture = pytest.fixture
+    _fixture = pytest.fixture
+
+
+def _async_fixture(function: _F) -> _F:
+    return cast("_F", _fixture(function))
 
 
 @pytest.fixture
@@ -66,7 +72,7 @@ async def chanx_communicator_factory(
     chanx_subprotocols: list[str],
 ) -> AsyncIterator[Factory]:
     """``await factory(path=None, headers=None, subprotocols=None, router=None)``."""
-    from chanx.testing import WebsocketCommunicator
+    from chanx.testing import WebsocketCommunicator, disconnect_quietly
 
     created: list[WebsocketCommunicator] = []
 
@@ -86,11 +92,7 @@ async def chanx_communicator_factory(
         return communicator
 
     yield factory
-    for communicator in created:
-        try:
-            await communicator.disconnect()
-        except Exception:  # already closed, or never connected
-            pass
+    await disconnect_quietly(created)
 
 
 @_async_fixture

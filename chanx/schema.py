@@ -63,7 +63,13 @@ class _Union:
             # The message names what is allowed and never echoes the input.
             raise FrameError(
                 "validation",
-                [detail(f"unknown_{self.field}", f"Expected one of: {expected}", [self.field])],
+                [
+                    detail(
+                        f"unknown_{self.field}",
+                        f"Expected one of: {expected}",
+                        [self.field],
+                    )
+                ],
             )
         try:
             return self.adapter.validate_python(data)
@@ -122,7 +128,11 @@ class ConsumerSchema:
     def group_label(self, data: Mapping[str, Any]) -> str:
         """Bounded label for a relayed group frame: the OG action or ``unknown``."""
         value = data.get("action")
-        return str(value) if isinstance(value, str) and value in self.group_actions else UNKNOWN
+        return (
+            str(value)
+            if isinstance(value, str) and value in self.group_actions
+            else UNKNOWN
+        )
 
     def validate_message(self, data: dict[str, Any]) -> BaseMessage:
         """Validate a decoded frame; raises ``FrameError`` with client-safe details."""
@@ -171,7 +181,9 @@ def build_schema(owner: str, args: tuple[Any, ...]) -> ConsumerSchema:
         group_message=group_message,
         model=_optional_class(model, Model, f"{owner} M"),
         group_actions=frozenset(
-            value for member in group_members for value in literal_values(member, "action")
+            value
+            for member in group_members
+            for value in literal_values(member, "action")
         ),
     )
 

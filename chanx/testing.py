@@ -18,6 +18,7 @@ should run with ``send_completion`` on (``CHANX["SEND_COMPLETION"] = True``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 from typing import Any
@@ -33,7 +34,12 @@ from chanx.messages.base import BaseMessage
 from chanx.messages.outgoing import AuthenticationMessage
 from chanx.settings import chanx_settings
 
-__all__ = ["WebsocketCommunicator", "WebsocketTestCase", "default_router"]
+__all__ = [
+    "WebsocketCommunicator",
+    "WebsocketTestCase",
+    "default_router",
+    "disconnect_quietly",
+]
 
 Frame = dict[str, Any]
 
@@ -82,7 +88,9 @@ class WebsocketCommunicator(ChannelsCommunicator):  # type: ignore[misc]
                 f"no {action!r} frame within {timeout}s; received {frames!r}"
             ) from None
 
-    async def receive_all_json(self, timeout: float = 5, *, wait_group: bool = False) -> list[Frame]:
+    async def receive_all_json(
+        self, timeout: float = 5, *, wait_group: bool = False
+    ) -> list[Frame]:
         """Frames up to the next completion frame, which is left out.
 
         Args:
@@ -98,19 +106,27 @@ class WebsocketCommunicator(ChannelsCommunicator):  # type: ignore[misc]
     ) -> AuthenticationMessage | None:
         """The authentication frame, or ``None`` when the consumer sends none."""
         if send_authentication_message is None:
-            send_authentication_message = bool(chanx_settings.SEND_AUTHENTICATION_MESSAGE)
+            send_authentication_message = bool(
+                chanx_settings.SEND_AUTHENTICATION_MESSAGE
+            )
         if not send_authentication_message:
             return None
-        frames = await self.receive_until_action("authentication", timeout=max_auth_time)
+        frames = await self.receive_until_action(
+            "authentication", timeout=max_auth_time
+        )
         content = _codec().decode(json.dumps(frames[-1]))
         return AuthenticationMessage.model_validate(content)
 
-    async def assert_authenticated_status_ok(self, max_auth_time: float = 5) -> AuthenticationMessage:
+    async def assert_authenticated_status_ok(
+        self, max_auth_time: float = 5
+    ) -> AuthenticationMessage:
         """Wait for the authentication frame and check that its status is 200."""
         message = await self.wait_for_auth(True, max_auth_time)
         assert message is not None
         status = message.payload.status_code
-        assert status == 200, f"authentication failed with {status}: {message.payload.data!r}"
+        assert status == 200, (
+            f"authentication failed with {status}: {message.payload.data!r}"
+        )
         return message
 
     async def assert_closed(self, timeout: float = 1, code: int | None = None) -> int:
@@ -128,9 +144,16 @@ class WebsocketCommunicator(ChannelsCommunicator):  # type: ignore[misc]
         return closed
 
 
+async def disconnect_quietly(communicators: list[WebsocketCommunicator]) -> None:
+    """Disconnect each communicator, ignoring ones already closed or never connected."""
+    for communicator in communicators:
+        with contextlib.suppress(Exception):
+            await communicator.disconnect()
+
+
 def default_router() -> Any:
     """The ``websocket`` application of ``settings.ASGI_APPLICATION``."""
-    application = import_string(settings.ASGI_APPLICATION)
+    application = import_string(getattr(settings, "ASGI_APPLICATION", ""))
     mapping = getattr(application, "application_mapping", None)
     return mapping["websocket"] if mapping else application
 
@@ -183,7 +206,9 @@ class WebsocketTestCase(TransactionTestCase):
             self.router if self.router is not None else default_router(),
             ws_path if ws_path is not None else self.ws_path,
             headers=self.get_ws_headers() if headers is None else headers,
-            subprotocols=self.get_subprotocols() if subprotocols is None else subprotocols,
+            subprotocols=self.get_subprotocols()
+            if subprotocols is None
+            else subprotocols,
         )
         self._communicators.append(communicator)
         return communicator
@@ -199,11 +224,7 @@ class WebsocketTestCase(TransactionTestCase):
         """Disconnect every communicator this test created."""
         communicators, self._communicators = self._communicators, []
         self._auth_communicator = None
-        for communicator in communicators:
-            try:
-                await communicator.disconnect()
-            except Exception:  # already closed, or never connected
-                pass
+        await disconnect_quietly(communicators)
 
     def tearDown(self) -> None:
         if self._communicators:  # left over by a synchronous test

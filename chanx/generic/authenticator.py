@@ -94,9 +94,9 @@ class ChanxWebsocketAuthenticator:
 
     async def authenticate(self, scope: Mapping[str, Any]) -> AuthenticationResult:
         """Authenticate, check permissions and fetch the object, off the event loop."""
-        result: AuthenticationResult = await database_sync_to_async(self.authenticate_sync)(
-            scope
-        )
+        result: AuthenticationResult = await database_sync_to_async(
+            self.authenticate_sync
+        )(scope)
         return result
 
     def authenticate_sync(self, scope: Mapping[str, Any]) -> AuthenticationResult:
@@ -110,7 +110,9 @@ class ChanxWebsocketAuthenticator:
         except exceptions.APIException as exc:
             return self._failure(view, exc)
         except Http404:
-            return AuthenticationResult(404, {"detail": "Not found."}, request=view.request)
+            return AuthenticationResult(
+                404, {"detail": "Not found."}, request=view.request
+            )
         except Exception:
             _log.exception("authentication_error", path=scope.get("path"))
             return AuthenticationResult(500, {"detail": "Internal server error"})
@@ -123,18 +125,20 @@ class ChanxWebsocketAuthenticator:
         view.kwargs = dict(route.get("kwargs", {}))
         view.format_kwarg = None
         view.headers = {}
+        # api_settings imports the configured class paths; the stubs say str.
+        defaults: Any = api_settings
         view.authentication_classes = list(
-            api_settings.DEFAULT_AUTHENTICATION_CLASSES
+            defaults.DEFAULT_AUTHENTICATION_CLASSES
             if self.authentication_classes is None
             else self.authentication_classes
         )
         view.permission_classes = list(
-            api_settings.DEFAULT_PERMISSION_CLASSES
+            defaults.DEFAULT_PERMISSION_CLASSES
             if self.permission_classes is None
             else self.permission_classes
         )
         if self.queryset is not None:
-            view.queryset = self.queryset
+            view.queryset = self.queryset  # type: ignore[arg-type]
         view.lookup_field = self.lookup_field
         view.lookup_url_kwarg = self.lookup_url_kwarg
         # DRF views refuse disallowed methods before any check; allow ours.
@@ -142,13 +146,19 @@ class ChanxWebsocketAuthenticator:
         return view
 
     @staticmethod
-    def _failure(view: _HandshakeView, exc: exceptions.APIException) -> AuthenticationResult:
+    def _failure(
+        view: _HandshakeView, exc: exceptions.APIException
+    ) -> AuthenticationResult:
         status_code = exc.status_code
         request = getattr(view, "request", None)
-        if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
-            # As in APIView.handle_exception: 401 needs a WWW-Authenticate scheme.
-            if request is None or not view.get_authenticate_header(request):
-                status_code = 403
-        data = exc.detail if isinstance(exc.detail, dict) else {"detail": str(exc.detail)}
+        unauthenticated = (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)
+        # As in APIView.handle_exception: 401 needs a WWW-Authenticate scheme.
+        if isinstance(exc, unauthenticated) and (
+            request is None or not view.get_authenticate_header(request)
+        ):
+            status_code = 403
+        data = (
+            exc.detail if isinstance(exc.detail, dict) else {"detail": str(exc.detail)}
+        )
         # request.user is not read here: on a failed authentication it raises again.
         return AuthenticationResult(status_code, data, None, request)

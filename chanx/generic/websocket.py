@@ -70,7 +70,11 @@ def _generic_args(cls: type[Any], base: type[Any]) -> tuple[Any, ...] | None:
             inherited = _generic_args(origin, base)
             if inherited is None:
                 continue
-            mapping = dict(zip(getattr(origin, "__parameters__", ()), get_args(alias)))
+            mapping = dict(
+                zip(
+                    getattr(origin, "__parameters__", ()), get_args(alias), strict=False
+                )
+            )
             return tuple(mapping.get(a, a) for a in inherited)
     return None
 
@@ -125,12 +129,16 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
                 )
             return
         # A class that still has TypeVars is a generic base for other consumers.
-        cls._chanx_schema = build_schema(cls.__name__, args) if is_concrete(args) else None
+        cls._chanx_schema = (
+            build_schema(cls.__name__, args) if is_concrete(args) else None
+        )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self._chanx_schema is None:
-            raise TypeError(f"{type(self).__name__} is generic; subclass it with concrete types")
+            raise TypeError(
+                f"{type(self).__name__} is generic; subclass it with concrete types"
+            )
         self.schema: ConsumerSchema = self._chanx_schema
         self.config: ConsumerConfig = resolve_config(type(self))
         # Copied: appending to self.groups must not change the class attribute.
@@ -156,7 +164,9 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
             uuid.uuid4().hex, type(self).__name__, path, route_template(path, kwargs)
         )
         self.logger = _log.bind(
-            connection_id=self.conn.connection_id, consumer=self.conn.consumer, path=path
+            connection_id=self.conn.connection_id,
+            consumer=self.conn.consumer,
+            path=path,
         )
         observation = self._hooks.connection_started(self.conn, self.scope)
         try:
@@ -174,7 +184,9 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
             # A user-defined connect() that did not call super() did its own checks.
             self._auth_state = "ok"
         status = self.conn.status_code or 200
-        observation.finish(*(("accepted", None) if status == 200 else ("rejected", str(status))))
+        observation.finish(
+            *(("accepted", None) if status == 200 else ("rejected", str(status)))
+        )
 
     async def connect(self) -> None:
         """Accept, authenticate, join groups, then report the outcome to the client.
@@ -200,8 +212,11 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
         )
         return await authenticator.authenticate(self.scope)
 
-    async def _start_session(self, result: AuthenticationResult) -> AuthenticationResult:
-        self.user, self.request, self.obj = result.user, result.request, result.obj
+    async def _start_session(
+        self, result: AuthenticationResult
+    ) -> AuthenticationResult:
+        self.user, self.request = result.user, result.request
+        self.obj = typing.cast("M | None", result.obj)
         pk = getattr(self.user, "pk", None)
         self.conn.user_id = None if pk is None else str(pk)
         try:
@@ -276,24 +291,33 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
             observation = self._hooks.message_received(
                 self.conn, UNKNOWN, len(message.get("bytes") or b""), {}
             )
-            error = detail("frame_binary", "Binary frames are not supported; send JSON text")
+            error = detail(
+                "frame_binary", "Binary frames are not supported; send JSON text"
+            )
             await self._reject_frame(FrameError("decode", [error]), observation)
             return
         await self.receive(text_data=text)
 
     async def receive(
-        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+        self,
+        text_data: str | None = None,
+        bytes_data: bytes | None = None,
+        **kwargs: Any,
     ) -> None:
         """Decode, validate and handle one frame; errors go back as error frames."""
         text = text_data or ""
         try:
             content = self.config.codec.decode(text)
         except FrameError as exc:
-            observation = self._hooks.message_received(self.conn, UNKNOWN, len(text), {})
+            observation = self._hooks.message_received(
+                self.conn, UNKNOWN, len(text), {}
+            )
             await self._reject_frame(exc, observation)
             return
         action = self.schema.action_label(content)
-        observation = self._hooks.message_received(self.conn, action, len(text), content)
+        observation = self._hooks.message_received(
+            self.conn, action, len(text), content
+        )
         try:
             await self.receive_json(content, **kwargs)
         except FrameError as exc:
@@ -311,16 +335,23 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
         """Validate decoded content against ``IC`` and call :meth:`receive_message`."""
         message = self.schema.validate_message(content)
         action = str(message.action)
-        if self.config.log_received_message and action not in self.config.log_ignored_actions:
+        if (
+            self.config.log_received_message
+            and action not in self.config.log_ignored_actions
+        ):
             self.logger.info("message_received", action=action)
         await self.receive_message(typing.cast(IC, message), **kwargs)
 
     async def receive_message(self, message: IC, **kwargs: Any) -> None:
         """Handle a validated message. Override in every consumer."""
-        raise NotImplementedError(f"{type(self).__name__} must implement receive_message()")
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement receive_message()"
+        )
 
     async def _reject_frame(self, exc: FrameError, observation: Observation) -> None:
-        self.logger.info("message_rejected", error_type=exc.kind, errors=len(exc.errors))
+        self.logger.info(
+            "message_rejected", error_type=exc.kind, errors=len(exc.errors)
+        )
         observation.finish("error", exc.kind)
         await self.send_errors(exc.errors)
         await self._complete()
@@ -349,7 +380,10 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
         text = self.config.codec.encode(data)
         await self.send(text_data=text)
         self._hooks.message_sent(self.conn, action, len(text))
-        if self.config.log_sent_message and action not in self.config.log_ignored_actions:
+        if (
+            self.config.log_sent_message
+            and action not in self.config.log_ignored_actions
+        ):
             self.logger.info("message_sent", action=action)
         if self.config.send_message_immediately:
             # Lets the server flush this frame before the handler goes on.
@@ -370,7 +404,9 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
         connection); with ``exclude_current`` this connection gets nothing.
         """
         content = message.model_dump(mode="json", exclude={"is_mine", "is_current"})
-        await self._publish(content, "message", str(message.action), groups, exclude_current)
+        await self._publish(
+            content, "message", str(message.action), groups, exclude_current
+        )
 
     async def send_to_groups(
         self,
@@ -392,7 +428,9 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
     ) -> None:
         targets = list(self.groups if groups is None else groups)
         meta: dict[str, str] = {}
-        observation = self._hooks.publish(self.conn, "group_message", action, targets, meta)
+        observation = self._hooks.publish(
+            self.conn, "group_message", action, targets, meta
+        )
         payload = build_group_payload(
             content,
             kind=kind,
@@ -406,7 +444,9 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
                 await self.channel_layer.group_send(group, payload)
         except Exception as exc:
             observation.finish("error", type(exc).__name__, exc)
-            self.logger.error("group_send_failed", action=action, error_type=type(exc).__name__)
+            self.logger.error(
+                "group_send_failed", action=action, error_type=type(exc).__name__
+            )
             raise
         observation.finish("ok")
 
@@ -419,7 +459,9 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
         if frame is None:
             return
         action = self.schema.group_label(frame)
-        observation = self._hooks.deliver(self.conn, "group_message", action, payload.get("meta", {}))
+        observation = self._hooks.deliver(
+            self.conn, "group_message", action, payload.get("meta", {})
+        )
         try:
             await self._send_frame(frame, action)
             if self.config.send_completion:
@@ -434,7 +476,9 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
 
     async def receive_event(self, event: Event) -> None:
         """Handle a validated channel event. Override when the consumer has events."""
-        raise NotImplementedError(f"{type(self).__name__} must implement receive_event()")
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement receive_event()"
+        )
 
     async def chanx_channel_event(self, payload: ChannelEventPayload) -> None:
         """Validate an event from the channel layer and call :meth:`receive_event`."""
@@ -442,7 +486,9 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
             self.logger.warning("event_dropped", reason="unauthenticated")
             return
         handler = self.schema.handler_label(payload["event"])
-        observation = self._hooks.deliver(self.conn, "event", handler, payload.get("meta", {}))
+        observation = self._hooks.deliver(
+            self.conn, "event", handler, payload.get("meta", {})
+        )
         try:
             event = self.schema.validate_event(dict(payload["event"]))
         except FrameError as exc:
@@ -472,7 +518,9 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
             )
         layer = get_channel_layer(cls.channel_layer_alias)
         if layer is None:
-            raise ImproperlyConfigured("send_channel_event needs CHANNEL_LAYERS configured")
+            raise ImproperlyConfigured(
+                "send_channel_event needs CHANNEL_LAYERS configured"
+            )
         meta: dict[str, str] = {}
         hooks = as_safe(cls.hooks) if cls.hooks is not None else get_hooks()
         observation = hooks.publish(None, "event", handler, [group], meta)
@@ -480,7 +528,9 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
             await layer.group_send(group, build_event_payload(event, meta))
         except Exception as exc:
             observation.finish("error", type(exc).__name__, exc)
-            _log.error("event_send_failed", handler=handler, error_type=type(exc).__name__)
+            _log.error(
+                "event_send_failed", handler=handler, error_type=type(exc).__name__
+            )
             raise
         observation.finish("ok")
 

@@ -1,0 +1,49 @@
+# make run   - install into .venv if needed, migrate, serve the demo on 127.0.0.1:$(PORT)
+# make test  - install, make sure Redis answers on 127.0.0.1:6379, lint, type-check, test
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install lint typecheck pytest redis migrate demo-data clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { \
+	  echo "venv failed; installing python3-venv"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+redis:
+	bash scripts/ensure-redis.sh
+
+migrate: install
+	cd example && ../$(BIN)/python manage.py migrate --noinput
+
+demo-data: migrate
+	cd example && ../$(BIN)/python manage.py seed_demo
+
+run: demo-data
+	cd example && ../$(BIN)/uvicorn config.asgi:application --host 127.0.0.1 --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check chanx tests example
+	$(BIN)/ruff format --check chanx tests example
+
+typecheck: install
+	$(BIN)/mypy chanx tests
+
+pytest: install redis
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache example/db.sqlite3
