@@ -38,7 +38,7 @@ lint: install
 	$(BIN)/ruff format --check chanx tests example
 
 typecheck: install
-	$(BIN)/mypy chanx tests
+	PYTHONPATH=example $(BIN)/mypy chanx tests
 
 pytest: install redis
 	$(BIN)/pytest

@@ -272,7 +272,11 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
         raise StopConsumer()
 
     async def _leave_groups(self) -> None:
-        joined, self._joined = self._joined, []
+        # As Channels does, also leave groups the consumer appended to
+        # self.groups after joining them itself (the guide's join_group).
+        extra = self.groups if self._auth_state == "ok" else []
+        joined = list(dict.fromkeys([*self._joined, *extra]))
+        self._joined = []
         for group in joined:
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)
