@@ -5,14 +5,21 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 
 from chanx.generic.websocket import AsyncJsonWebsocketConsumer
-from tests.guide.messages import ChatEvent, ChatIncomingMessage, MessageResponse, NotifyEvent
+from tests.guide.messages import (
+    ChatEvent,
+    ChatIncomingMessage,
+    MessageResponse,
+    NotifyEvent,
+)
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer[ChatIncomingMessage, ChatEvent]):
     # Configure groups to receive events
     groups = ["announcements"]
 
-    async def receive_message(self, message: ChatIncomingMessage, **kwargs: Any) -> None:
+    async def receive_message(
+        self, message: ChatIncomingMessage, **kwargs: Any
+    ) -> None:
         pass
 
     # Override receive_event method to handle all event types
@@ -29,7 +36,9 @@ def send_notification(request: HttpRequest) -> JsonResponse:
     ChatConsumer.send_channel_event(
         "announcements",  # Group name to send to
         NotifyEvent(
-            payload=NotifyEvent.Payload(content="Important system notice", level="warning")
+            payload=NotifyEvent.Payload(
+                content="Important system notice", level="warning"
+            )
         ),
     )
     return JsonResponse({"status": "sent"})
@@ -40,6 +49,8 @@ async def async_send_notification() -> None:
     await ChatConsumer.asend_channel_event(
         "announcements",
         NotifyEvent(
-            payload=NotifyEvent.Payload(content="Important system notice", level="warning")
+            payload=NotifyEvent.Payload(
+                content="Important system notice", level="warning"
+            )
         ),
     )

@@ -18,7 +18,9 @@ from tests.guide.messages import (
 )
 
 
-class ContextConsumer(AsyncJsonWebsocketConsumer[ChatIncomingMessage, None, None, GroupChat]):
+class ContextConsumer(
+    AsyncJsonWebsocketConsumer[ChatIncomingMessage, None, None, GroupChat]
+):
     queryset = GroupChat.objects.all()
     room: GroupChat
     member: ChatMember
@@ -38,7 +40,9 @@ class ContextConsumer(AsyncJsonWebsocketConsumer[ChatIncomingMessage, None, None
             self.room = self.obj
             self.member = await self.room.members.aget(user=self.user)
 
-    async def receive_message(self, message: ChatIncomingMessage, **kwargs: Any) -> None:
+    async def receive_message(
+        self, message: ChatIncomingMessage, **kwargs: Any
+    ) -> None:
         # Access the authenticated user
         user = self.user
         # Access the Django request (from authentication)
@@ -75,7 +79,9 @@ class ErrorHandlingConsumer(AsyncJsonWebsocketConsumer[ChatIncomingMessage]):
             raise RuntimeError("secret internal detail")
         return {"saved": payload.content}
 
-    async def receive_message(self, message: ChatIncomingMessage, **kwargs: Any) -> None:
+    async def receive_message(
+        self, message: ChatIncomingMessage, **kwargs: Any
+    ) -> None:
         try:
             match message:
                 case ChatMessage(payload=payload):
@@ -105,7 +111,9 @@ class ConfiguredConsumer(
     log_ignored_actions = ["ping", "pong"]  # Don't log these actions
     send_authentication_message = True  # Send auth status
 
-    async def receive_message(self, message: ChatIncomingMessage, **kwargs: Any) -> None:
+    async def receive_message(
+        self, message: ChatIncomingMessage, **kwargs: Any
+    ) -> None:
         match message:
             case PingMessage():
                 from chanx.messages.outgoing import PongMessage

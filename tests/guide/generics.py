@@ -41,11 +41,15 @@ class HandlingConsumer(AsyncJsonWebsocketConsumer[ChatIncomingMessage]):
 
     async def handle_notification(self, payload: dict[str, str]) -> None:
         # Create a message instance with structured payload
-        notification = NotificationMessage(payload={"type": "info", "text": "Update received"})
+        notification = NotificationMessage(
+            payload={"type": "info", "text": "Update received"}
+        )
         # Send it to the client
         await self.send_message(notification)
 
-    async def receive_message(self, message: ChatIncomingMessage, **kwargs: Any) -> None:
+    async def receive_message(
+        self, message: ChatIncomingMessage, **kwargs: Any
+    ) -> None:
         """
         Process a validated received message.
 

@@ -6,7 +6,9 @@ from chanx.generic.websocket import AsyncJsonWebsocketConsumer
 from tests.guide.messages import ChatGroupMessage, ChatIncomingMessage, ChatMessage
 
 
-class ChatConsumer(AsyncJsonWebsocketConsumer[ChatIncomingMessage, None, ChatGroupMessage]):
+class ChatConsumer(
+    AsyncJsonWebsocketConsumer[ChatIncomingMessage, None, ChatGroupMessage]
+):
     async def build_groups(self) -> list[str]:
         """
         Define which groups this consumer should join.
@@ -19,14 +21,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer[ChatIncomingMessage, None, ChatGro
         # Return list of groups to join
         return [f"chat_room_{room_id}"]
 
-    async def receive_message(self, message: ChatIncomingMessage, **kwargs: Any) -> None:
+    async def receive_message(
+        self, message: ChatIncomingMessage, **kwargs: Any
+    ) -> None:
         """Handle incoming messages and broadcast to groups."""
         match message:
             case ChatMessage(payload=payload):
                 # Using send_group_message
                 username = getattr(self.user, "username", "Anonymous")
                 await self.send_group_message(
-                    ChatGroupMessage(payload={"username": username, "content": payload.content}),
+                    ChatGroupMessage(
+                        payload={"username": username, "content": payload.content}
+                    ),
                     exclude_current=False,  # Include sender in recipients
                 )
             case _:

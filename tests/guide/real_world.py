@@ -41,7 +41,9 @@ class ChatDetailConsumer(
         assert self.obj
         self.member = await self.obj.members.select_related("user").aget(user=self.user)
 
-    async def receive_message(self, message: ChatIncomingMessage, **kwargs: Any) -> None:
+    async def receive_message(
+        self, message: ChatIncomingMessage, **kwargs: Any
+    ) -> None:
         match message:
             case PingMessage():
                 await self.send_message(PongMessage())

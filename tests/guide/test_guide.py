@@ -16,7 +16,11 @@ from chanx.messages.incoming import PingMessage
 from chanx.routing import path
 from chanx.testing import WebsocketCommunicator, WebsocketTestCase
 from tests.guide import channel_events, group_messaging
-from tests.guide.context import ConfiguredConsumer, ContextConsumer, ErrorHandlingConsumer
+from tests.guide.context import (
+    ConfiguredConsumer,
+    ContextConsumer,
+    ErrorHandlingConsumer,
+)
 from tests.guide.generics import FullConsumer, HandlingConsumer, SimpleConsumer
 from tests.guide.messages import ChatMessage as ChatMsg
 from tests.guide.messages import ChatPayload, NotificationMessage
@@ -54,14 +58,18 @@ class GuideTestCase(WebsocketTestCase):
         cookie = f"sessionid={self.client.cookies['sessionid'].value}"
         return [(b"cookie", cookie.encode())]
 
-    async def connect(self, path: str, user: User | None = None) -> WebsocketCommunicator:
+    async def connect(
+        self, path: str, user: User | None = None
+    ) -> WebsocketCommunicator:
         headers = await sync_to_async(self.session_headers)(user) if user else []
         communicator = self.create_communicator(ws_path=path, headers=headers)
         connected, _ = await communicator.connect()
         assert connected
         return communicator
 
-    async def connect_ok(self, path: str, user: User | None = None) -> WebsocketCommunicator:
+    async def connect_ok(
+        self, path: str, user: User | None = None
+    ) -> WebsocketCommunicator:
         communicator = await self.connect(path, user)
         await communicator.assert_authenticated_status_ok()
         return communicator
@@ -71,7 +79,9 @@ class MinimalAndSecureTests(GuideTestCase):
     async def test_minimal_consumer_answers_ping_with_pong(self) -> None:
         communicator = await self.connect_ok("/ws/minimal/")
         await communicator.send_message(PingMessage())
-        assert await communicator.receive_all_json() == [{"action": "pong", "payload": None}]
+        assert await communicator.receive_all_json() == [
+            {"action": "pong", "payload": None}
+        ]
 
     async def test_secure_consumer_rejects_anonymous_with_403(self) -> None:
         room = await Room.objects.acreate(name="lobby")
@@ -90,7 +100,8 @@ class MinimalAndSecureTests(GuideTestCase):
     async def test_secure_consumer_missing_room_is_404(self) -> None:
         communicator = await self.connect("/ws/secure/999/", self.alice)
         auth = await communicator.wait_for_auth()
-        assert auth is not None and auth.payload.status_code == 404
+        assert auth is not None
+        assert auth.payload.status_code == 404
         await communicator.assert_closed(code=4404)
 
 
@@ -101,7 +112,8 @@ class GenericsAndHandlingTests(GuideTestCase):
         schema = FullConsumer._chanx_schema
         assert schema is not None
         assert schema.incoming.names == {"chat", "notification", "ping"}
-        assert schema.events is not None and schema.events.names == {"notify"}
+        assert schema.events is not None
+        assert schema.events.names == {"notify"}
         assert schema.group_actions == {"chat_group"}
         assert schema.model is Room
 
@@ -113,10 +125,15 @@ class GenericsAndHandlingTests(GuideTestCase):
         ]
         await communicator.send_message(NotificationMessage(payload={"x": "y"}))
         assert await communicator.receive_all_json() == [
-            {"action": "notification", "payload": {"type": "info", "text": "Update received"}}
+            {
+                "action": "notification",
+                "payload": {"type": "info", "text": "Update received"},
+            }
         ]
         await communicator.send_message(PingMessage())
-        assert await communicator.receive_all_json() == [{"action": "pong", "payload": None}]
+        assert await communicator.receive_all_json() == [
+            {"action": "pong", "payload": None}
+        ]
 
 
 class GroupMessagingTests(GuideTestCase):
@@ -124,14 +141,26 @@ class GroupMessagingTests(GuideTestCase):
         alice = await self.connect_ok("/ws/group/7/", self.alice)
         bob = await self.connect_ok("/ws/group/7/", self.bob)
         other_room = await self.connect_ok("/ws/group/8/", self.bob)
-        await alice.send_message(ChatMsg(payload=ChatPayload(content="Hello everyone!")))
+        await alice.send_message(
+            ChatMsg(payload=ChatPayload(content="Hello everyone!"))
+        )
         payload = {"username": "alice", "content": "Hello everyone!"}
         assert await bob.receive_all_json(wait_group=True) == [
-            {"action": "chat_group", "payload": payload, "is_mine": False, "is_current": False}
+            {
+                "action": "chat_group",
+                "payload": payload,
+                "is_mine": False,
+                "is_current": False,
+            }
         ]
         assert await alice.receive_all_json() == []
         assert await alice.receive_all_json(wait_group=True) == [
-            {"action": "chat_group", "payload": payload, "is_mine": True, "is_current": True}
+            {
+                "action": "chat_group",
+                "payload": payload,
+                "is_mine": True,
+                "is_current": True,
+            }
         ]
         assert await other_room.receive_nothing(timeout=0.2)
 
@@ -141,7 +170,10 @@ class ChannelEventTests(GuideTestCase):
         communicator = await self.connect_ok("/ws/events/")
         await channel_events.async_send_notification()
         assert await communicator.receive_all_json() == [
-            {"action": "message_response", "payload": {"text": "WARNING: Important system notice"}}
+            {
+                "action": "message_response",
+                "payload": {"text": "WARNING: Important system notice"},
+            }
         ]
 
     async def test_sync_view_send_notification_reaches_receive_event(self) -> None:
@@ -150,7 +182,10 @@ class ChannelEventTests(GuideTestCase):
         response = await sync_to_async(channel_events.send_notification)(request)
         assert response.status_code == 200
         assert await communicator.receive_all_json() == [
-            {"action": "message_response", "payload": {"text": "WARNING: Important system notice"}}
+            {
+                "action": "message_response",
+                "payload": {"text": "WARNING: Important system notice"},
+            }
         ]
 
 
@@ -158,7 +193,9 @@ class ContextAndErrorTests(GuideTestCase):
     async def test_user_request_object_scope_and_post_authentication(self) -> None:
         chat = await GroupChat.objects.acreate(title="team")
         member = await ChatMember.objects.acreate(group_chat=chat, user=self.alice)
-        communicator = await self.connect_ok(f"/ws/context/{chat.pk}/?tab=files", self.alice)
+        communicator = await self.connect_ok(
+            f"/ws/context/{chat.pk}/?tab=files", self.alice
+        )
         await communicator.send_message(ChatMsg(payload=ChatPayload(content="x")))
         [reply] = await communicator.receive_all_json()
         assert reply["payload"] == {
@@ -180,7 +217,9 @@ class ContextAndErrorTests(GuideTestCase):
         ]
         await communicator.send_message(ChatMsg(payload=ChatPayload(content="crash")))
         frames = await communicator.receive_all_json()
-        assert frames == [{"action": "error", "payload": {"detail": "Failed to process message"}}]
+        assert frames == [
+            {"action": "error", "payload": {"detail": "Failed to process message"}}
+        ]
         await communicator.send_message(ChatMsg(payload=ChatPayload(content="ok")))
         assert await communicator.receive_all_json() == [
             {"action": "success", "payload": {"saved": "ok"}}
@@ -191,7 +230,9 @@ class ContextAndErrorTests(GuideTestCase):
         communicator = await self.connect_ok(f"/ws/configured/{room.pk}/", self.alice)
         with capture_logs() as logs:
             await communicator.send_message(PingMessage())
-            assert await communicator.receive_all_json() == [{"action": "pong", "payload": None}]
+            assert await communicator.receive_all_json() == [
+                {"action": "pong", "payload": None}
+            ]
             await communicator.send_message(ChatMsg(payload=ChatPayload(content="x")))
             assert await communicator.receive_all_json() == []
         logged = [(e["event"], e.get("action")) for e in logs]
@@ -202,7 +243,7 @@ class ContextAndErrorTests(GuideTestCase):
 
 class RealWorldExampleTests(GuideTestCase):
     async def make_chat(self) -> GroupChat:
-        chat = await GroupChat.objects.acreate(title="team")
+        chat: GroupChat = await GroupChat.objects.acreate(title="team")
         await ChatMember.objects.acreate(group_chat=chat, user=self.alice)
         await ChatMember.objects.acreate(group_chat=chat, user=self.bob)
         return chat
@@ -211,7 +252,9 @@ class RealWorldExampleTests(GuideTestCase):
         chat = await self.make_chat()
         alice = await self.connect_ok(f"/ws/groupchat/{chat.pk}/", self.alice)
         bob = await self.connect_ok(f"/ws/groupchat/{chat.pk}/", self.bob)
-        await alice.send_to(text_data='{"action": "new_chat_message", "payload": {"content": "hello"}}')
+        await alice.send_to(
+            text_data='{"action": "new_chat_message", "payload": {"content": "hello"}}'
+        )
         [relayed] = await bob.receive_all_json(wait_group=True)
         assert relayed["action"] == "member_message"
         assert relayed["payload"]["content"] == "hello"
@@ -224,7 +267,9 @@ class RealWorldExampleTests(GuideTestCase):
         chat = await self.make_chat()
         alice = await self.connect_ok(f"/ws/groupchat/{chat.pk}/", self.alice)
         bob = await self.connect_ok(f"/ws/groupchat/{chat.pk}/", self.bob)
-        await alice.send_to(text_data='{"action": "join_group", "payload": {"group_name": "extra"}}')
+        await alice.send_to(
+            text_data='{"action": "join_group", "payload": {"group_name": "extra"}}'
+        )
         assert await alice.receive_all_json() == []
         frame: dict[str, Any] = {
             "action": "new_chat_message",
@@ -241,5 +286,6 @@ class RealWorldExampleTests(GuideTestCase):
         chat = await GroupChat.objects.acreate(title="closed")
         communicator = await self.connect(f"/ws/groupchat/{chat.pk}/", self.bob)
         auth = await communicator.wait_for_auth()
-        assert auth is not None and auth.payload.status_code == 403
+        assert auth is not None
+        assert auth.payload.status_code == 403
         await communicator.assert_closed(code=4403)
