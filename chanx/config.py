@@ -32,6 +32,7 @@ class ConsumerConfig:
     log_sent_message: bool
     log_ignored_actions: frozenset[str]
     codec: Codec
+    close_old_connections_interval: float | None
 
 
 # Keyed by consumer class; an entry is valid while the settings dict it was
@@ -57,6 +58,7 @@ def resolve_config(consumer: type[Any]) -> ConsumerConfig:
         log_sent_message=bool(values["log_sent_message"]),
         log_ignored_actions=frozenset(values["log_ignored_actions"]),
         codec=Codec(current["MESSAGE_ACTION_KEY"], bool(current["CAMELIZE"])),
+        close_old_connections_interval=current["CLOSE_OLD_CONNECTIONS_INTERVAL"],
     )
     _cache[consumer] = (current, config)
     return config

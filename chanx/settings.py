@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "LOG_IGNORED_ACTIONS": [],
     # camelCase keys on the wire (needs the ``camel-case`` extra: pyhumps).
     "CAMELIZE": False,
+    # Seconds between close_old_connections() runs while dispatching frames
+    # (0: before every frame, as plain Channels does; None: never).
+    "CLOSE_OLD_CONNECTIONS_INTERVAL": 1.0,
 }
 
 

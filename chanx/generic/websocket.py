@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Generic, Literal, get_args, get_origin
 
 import structlog
 from asgiref.sync import async_to_sync
+from channels.consumer import get_handler_name
 from channels.db import aclose_old_connections
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -26,6 +27,7 @@ from django.db.models import QuerySet
 from typing_extensions import TypeVar
 
 from chanx.config import ConsumerConfig, resolve_config
+from chanx.db import closer
 from chanx.errors import ErrorDetail, FrameError, detail
 from chanx.events import ChannelEventPayload, build_event_payload
 from chanx.generic.authenticator import (
@@ -150,6 +152,18 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
         self._joined: list[str] = []
         cls_hooks = type(self).hooks
         self._hooks = as_safe(cls_hooks) if cls_hooks is not None else get_hooks()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Route an ASGI or channel-layer message to its handler method.
+
+        Unlike Channels, stale DB connections are closed at most once per
+        ``CLOSE_OLD_CONNECTIONS_INTERVAL`` instead of before every frame.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await closer.maybe_close(self.config.close_old_connections_interval)
+        await handler(message)
 
     # Lifecycle ---------------------------------------------------------------
 
