@@ -8,11 +8,12 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from chanx.errors import FrameError, detail
+from chanx.errors import ErrorDetail, FrameError, detail
 
 __all__ = ["Codec"]
 
 _Transform = Callable[[Any], Any]
+_MISSING: Any = object()
 
 
 def _humps() -> tuple[_Transform, _Transform]:
@@ -61,17 +62,39 @@ class Codec:
             raise FrameError(
                 "decode", [detail("frame_type", "A frame must be a JSON object")]
             )
+        if self._action_key == "action":
+            return data if self._decamelize is None else dict(self._decamelize(data))
+        # The wire key is looked up as sent (it may itself be camelCase), and a
+        # top-level "action" is not the type when the wire calls it otherwise.
+        action = data.pop(self._action_key, _MISSING)
+        data.pop("action", None)
         if self._decamelize is not None:
             data = dict(self._decamelize(data))
-        if self._action_key != "action" and self._action_key in data:
-            data["action"] = data.pop(self._action_key)
+        if action is not _MISSING:
+            data["action"] = action
         return data
 
     def encode(self, data: dict[str, Any]) -> str:
         """Serialize a JSON-ready dict (its type key named ``action``) to text."""
+        if self._camelize is not None:
+            data = self._camelize(data)
         if self._action_key != "action" and "action" in data:
             data = {self._action_key: data["action"], **data}
             del data["action"]
-        if self._camelize is not None:
-            data = self._camelize(data)
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    def wire_errors(self, errors: list[ErrorDetail]) -> list[ErrorDetail]:
+        """Errors whose ``loc`` names keys as the client sends them."""
+        if self._action_key == "action" and self._camelize is None:
+            return errors
+        return [
+            {**error, "loc": [self._wire_loc(p) for p in error["loc"]]}
+            for error in errors
+        ]
+
+    def _wire_loc(self, part: str | int) -> str | int:
+        if part == "action":
+            return self._action_key
+        if isinstance(part, str) and self._camelize is not None:
+            return str(self._camelize(part))
+        return part

@@ -15,7 +15,7 @@ from typing import Any
 from channels.routing import URLRouter
 from django.urls import path, re_path
 
-__all__ = ["include", "path", "re_path", "route_template"]
+__all__ = ["UNKNOWN_ROUTE", "include", "path", "re_path", "route_template"]
 
 
 def include(target: str | ModuleType | URLRouter | list[Any]) -> URLRouter:
@@ -43,12 +43,41 @@ def include(target: str | ModuleType | URLRouter | list[Any]) -> URLRouter:
     )
 
 
+UNKNOWN_ROUTE = "unknown"
+
+
 def route_template(path_: str, kwargs: Mapping[str, Any]) -> str:
     """``/ws/chat/lobby/`` with ``{"room": "lobby"}`` -> ``/ws/chat/<room>/``.
 
-    Gives logs and telemetry a bounded route name whatever router was used.
+    Gives logs and telemetry a bounded route name whatever router was used:
+    each URL kwarg replaces the path segments it came from (a converted value
+    such as ``<int:pk>`` from ``007`` included). When a kwarg cannot be found
+    in the path, the result is ``"unknown"`` rather than the raw path.
     """
-    if not kwargs:
-        return path_
-    names = {str(value): name for name, value in kwargs.items()}
-    return "/".join(f"<{names[p]}>" if p in names else p for p in path_.split("/"))
+    segments = path_.split("/")
+    # Longest values first, so "a/b" is placed before a kwarg equal to "a".
+    for name, value in sorted(kwargs.items(), key=lambda item: -len(str(item[1]))):
+        parts = str(value).split("/")
+        start = _find_run(segments, parts, value)
+        if start is None:
+            return UNKNOWN_ROUTE
+        segments[start : start + len(parts)] = [f"<{name}>"]
+    return "/".join(segments)
+
+
+def _find_run(segments: list[str], parts: list[str], value: Any) -> int | None:
+    # From the end: URL kwargs usually follow the fixed prefix.
+    for start in range(len(segments) - len(parts), -1, -1):
+        window = segments[start : start + len(parts)]
+        if window == parts or (len(parts) == 1 and _converts_to(window[0], value)):
+            return start
+    return None
+
+
+def _converts_to(segment: str, value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return type(value)(segment) == value
+    except ValueError:
+        return False

@@ -147,7 +147,8 @@ class WebsocketCommunicator(ChannelsCommunicator):  # type: ignore[misc]
 async def disconnect_quietly(communicators: list[WebsocketCommunicator]) -> None:
     """Disconnect each communicator, ignoring ones already closed or never connected."""
     for communicator in communicators:
-        with contextlib.suppress(Exception):
+        # A receive that timed out has already cancelled the application.
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await communicator.disconnect()
 
 

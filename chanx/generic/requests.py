@@ -7,10 +7,10 @@ and the client address from a request; the handshake scope has all of them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from http.cookies import SimpleCookie
 from typing import Any
 
 from django.http import HttpRequest, QueryDict
+from django.http.cookie import parse_cookie
 
 __all__ = ["build_request"]
 
@@ -24,15 +24,6 @@ def _header_meta(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
         # Repeated headers are joined the way WSGI servers join them.
         meta[key] = f"{meta[key]},{value}" if key in meta else value
     return meta
-
-
-def _cookies(header: str) -> dict[str, str]:
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(header)
-    except Exception:  # a malformed Cookie header means no cookies, not a 500
-        return {}
-    return {key: morsel.value for key, morsel in jar.items()}
 
 
 def build_request(scope: Mapping[str, Any], method: str = "GET") -> HttpRequest:
@@ -59,7 +50,8 @@ def build_request(scope: Mapping[str, Any], method: str = "GET") -> HttpRequest:
     )
     request.META = meta
     request.GET = QueryDict(query_text)
-    request.COOKIES = _cookies(meta.get("HTTP_COOKIE", ""))
+    # Django's own lenient parser: one odd cookie must not hide the others.
+    request.COOKIES = parse_cookie(meta.get("HTTP_COOKIE", ""))
     if "user" in scope:
         request.user = scope["user"]
     if "session" in scope:

@@ -375,8 +375,10 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
         await self._complete()
 
     async def send_errors(self, errors: list[ErrorDetail]) -> None:
-        """Send one ``error`` frame listing ``errors``."""
-        await self.send_message(ErrorMessage(payload=errors))
+        """Send one ``error`` frame listing ``errors`` (``loc`` in wire key names)."""
+        await self.send_message(
+            ErrorMessage(payload=self.config.codec.wire_errors(errors))
+        )
 
     async def _complete(self) -> None:
         if self.config.send_completion:
