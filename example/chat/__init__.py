@@ -1,0 +1,1 @@
+"""The demo chat app: rooms, group chats and their WebSocket consumers."""

@@ -1,0 +1,1 @@
+"""Project configuration of the chanx demo: settings, ASGI app, HTTP and WebSocket routes."""

@@ -1,0 +1,26 @@
+"""ASGI entry point: Django for HTTP, chanx consumers for WebSockets.
+
+Run with ``uvicorn config.asgi:application`` from the ``example`` directory.
+"""
+
+from __future__ import annotations
+
+import os
+
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Sets up Django; it must run before anything imports models (the consumers do).
+django_asgi_app = get_asgi_application()
+
+from config.routing import router  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(router)),
+    }
+)

@@ -1,0 +1,126 @@
+"""Django settings for the chanx demo project.
+
+Everything that differs between a laptop and a deployment comes from the
+environment:
+
+``SECRET_KEY``
+    Required outside development; a fixed development key is used otherwise.
+``DEBUG``
+    ``1``/``true``/``yes``/``on`` to enable; off by default.
+``ALLOWED_HOSTS``
+    Comma-separated host names (default ``127.0.0.1,localhost``). Channels'
+    ``AllowedHostsOriginValidator`` also uses it to check a WebSocket's
+    ``Origin`` header, so a browser page must be served from one of these hosts.
+``DATABASE_URL``
+    A ``dj-database-url`` URL; SQLite in ``example/db.sqlite3`` otherwise.
+``REDIS_URL`` / ``CHANNELS_PREFIX``
+    Use the Redis channel layer (needed as soon as more than one process
+    serves WebSockets); the in-memory layer otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env_flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_list(name: str, default: str) -> list[str]:
+    return [
+        item.strip()
+        for item in os.environ.get(name, default).split(",")
+        if item.strip()
+    ]
+
+
+SECRET_KEY = os.environ.get(
+    "SECRET_KEY", "django-insecure-chanx-demo-development-key-change-me"
+)
+DEBUG = _env_flag("DEBUG")
+ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "channels",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+DATABASES: dict[str, dict[str, Any]]
+if os.environ.get("DATABASE_URL"):
+    DATABASES = {"default": dict(dj_database_url.parse(os.environ["DATABASE_URL"]))}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "db.sqlite3",
+        }
+    }
+
+CHANNEL_LAYERS: dict[str, Any]
+if os.environ.get("REDIS_URL"):
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py >= 8 times socket reads out after 5 s by default: the
+                # very 5 s channels_redis blocks in BZPOPMIN while a consumer
+                # waits, so idle consumers crash ("Timeout reading from ...").
+                # A longer timeout is no cure: a receive cancelled on disconnect
+                # can then stay stuck in the read, leaking the task and its
+                # connection and hanging shutdown. No timeout is redis-py < 8's
+                # behaviour. A socket_timeout in REDIS_URL's query string wins.
+                "hosts": [{"address": os.environ["REDIS_URL"], "socket_timeout": None}],
+                "prefix": os.environ.get("CHANNELS_PREFIX", "asgi"),
+            },
+        }
+    }
+else:
+    # Only reaches consumers in this process: fine for `make run`, not for
+    # several workers.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+}
+
+CHANX = {"SEND_COMPLETION": False}
+
+AUTH_PASSWORD_VALIDATORS: list[dict[str, Any]] = []
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+# Must match tests/settings.py: the migrations are shared.
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,0 +1,1 @@
+"""End-to-end tests: the demo project served by real uvicorn processes."""

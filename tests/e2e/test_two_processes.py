@@ -1,0 +1,271 @@
+"""Two uvicorn processes, one Redis channel layer: the demo's room chat end to end.
+
+Process A and process B serve the same demo project, share one SQLite file
+and one Redis channel layer (a prefix unique to this run). Group messages and
+channel events must reach clients of both processes; handshakes that fail
+authentication must report DRF's status and close with ``4000 + status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
+
+from tests.e2e.servers import (
+    UvicornServer,
+    delete_redis_keys,
+    demo_env,
+    launch,
+    manage,
+    redis_unreachable_reason,
+    seed_tokens,
+)
+
+pytestmark = pytest.mark.e2e
+
+RECV_TIMEOUT = 10.0
+# channels_redis blocks up to 5 s per BZPOPMIN while a consumer waits for
+# messages; staying idle longer than that crosses at least one such read.
+IDLE_SECONDS = 7.0
+LOBBY = "/ws/chat/lobby/"
+AUTH_OK = {
+    "action": "authentication",
+    "payload": {"status_code": 200, "status_text": "OK", "data": {"detail": "OK"}},
+}
+
+
+@dataclass
+class Cluster:
+    """Both servers and the demo users' tokens."""
+
+    a: UvicornServer
+    b: UvicornServer
+    tokens: dict[str, str]
+
+    @property
+    def servers(self) -> tuple[UvicornServer, UvicornServer]:
+        return (self.a, self.b)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    reason = redis_unreachable_reason()
+    if reason is not None:
+        pytest.fail(
+            f"the e2e tests need Redis: {reason}. "
+            "Start one with `make redis` (scripts/ensure-redis.sh).",
+            pytrace=False,
+        )
+    workdir = tmp_path_factory.mktemp("e2e")
+    prefix = f"chanx-e2e-{uuid.uuid4().hex}"
+    env = demo_env(workdir / "e2e.sqlite3", prefix)
+    manage(env, "migrate", "--noinput")
+    tokens = seed_tokens(env)
+    servers: list[UvicornServer] = []
+    try:
+        for name in ("a", "b"):
+            servers.append(launch(name, env, workdir))
+        yield Cluster(servers[0], servers[1], tokens)
+    finally:
+        graceful = {server.name: server.stop() for server in servers}
+        delete_redis_keys(prefix)
+    # A consumer stuck on the channel layer shows up as a slow shutdown or as
+    # a traceback, while every test may still have passed. (The conftest hook
+    # attaches the logs to this failure.)
+    problems: list[str] = []
+    for server in servers:
+        if not graceful[server.name]:
+            problems.append(f"server {server.name} had to be killed")
+        elif "Traceback" in server.log_path.read_text(errors="replace"):
+            problems.append(f"server {server.name} logged a traceback")
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+
+
+def open_ws(server: UvicornServer, path: str, *, token: str | None = None) -> connect:
+    """Connect to ``server`` the way a page served by it would (same Origin)."""
+    query = f"?token={token}" if token is not None else ""
+    return connect(
+        f"{server.ws_url}{path}{query}",
+        origin=Origin(server.http_url),
+        proxy=None,
+        open_timeout=RECV_TIMEOUT,
+        close_timeout=RECV_TIMEOUT,
+    )
+
+
+async def next_frame(ws: ClientConnection) -> dict[str, Any]:
+    """The next JSON frame; fails if none comes within ``RECV_TIMEOUT``."""
+    try:
+        text = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
+    except (asyncio.TimeoutError, TimeoutError):
+        raise AssertionError(f"no frame within {RECV_TIMEOUT}s") from None
+    assert isinstance(text, str), f"expected a text frame, got {text!r}"
+    frame = json.loads(text)
+    assert isinstance(frame, dict), f"expected a JSON object, got {text!r}"
+    return frame
+
+
+async def send_action(ws: ClientConnection, action: str, payload: Any = None) -> None:
+    await ws.send(json.dumps({"action": action, "payload": payload}))
+
+
+async def test_room_messages_and_announcements_cross_processes(
+    cluster: Cluster,
+) -> None:
+    alice, bob = cluster.tokens["alice"], cluster.tokens["bob"]
+    async with (
+        open_ws(cluster.a, LOBBY, token=alice) as alice_a,
+        open_ws(cluster.b, LOBBY, token=bob) as bob_b,
+        open_ws(cluster.b, LOBBY, token=alice) as alice_b,
+    ):
+        clients = (alice_a, bob_b, alice_b)
+        # The authentication frame comes after the groups were joined.
+        for ws in clients:
+            assert await next_frame(ws) == AUTH_OK
+
+        await send_action(alice_a, "chat", {"content": "hi"})
+        payload = {"username": "alice", "content": "hi"}
+        assert await next_frame(bob_b) == {
+            "action": "room_message",
+            "payload": payload,
+            "is_mine": False,
+            "is_current": False,
+        }
+        assert await next_frame(alice_b) == {
+            "action": "room_message",
+            "payload": payload,
+            "is_mine": True,
+            "is_current": False,
+        }
+        assert await next_frame(alice_a) == {
+            "action": "room_message",
+            "payload": payload,
+            "is_mine": True,
+            "is_current": True,
+        }
+        # A pong right after proves nothing else (e.g. a duplicate) was queued.
+        for ws in clients:
+            await send_action(ws, "ping")
+            assert await next_frame(ws) == {"action": "pong", "payload": None}
+
+        async with httpx.AsyncClient(
+            base_url=cluster.b.http_url, trust_env=False, timeout=RECV_TIMEOUT
+        ) as http:
+            response = await http.post(
+                "/api/announce/",
+                json={"content": "maintenance at noon", "level": "warning"},
+                headers={"Authorization": f"Token {alice}"},
+            )
+        assert response.status_code == 200, response.text
+        assert response.json() == {"status": "sent"}
+        for ws in clients:
+            assert await next_frame(ws) == {
+                "action": "announcement",
+                "payload": {"content": "maintenance at noon", "level": "warning"},
+            }
+
+
+@pytest.mark.parametrize(
+    ("user", "path", "status", "detail"),
+    [
+        pytest.param(
+            "bob",
+            "/ws/chat/private/",
+            403,
+            "You are not a member of this room.",
+            id="not-a-member",
+        ),
+        # QueryTokenAuthentication has a WWW-Authenticate scheme ("Token"), so
+        # DRF answers missing or bad credentials with 401, not 403.
+        pytest.param(
+            None,
+            LOBBY,
+            401,
+            "Authentication credentials were not provided.",
+            id="no-token",
+        ),
+        pytest.param("invalid", LOBBY, 401, "Invalid token.", id="bad-token"),
+        pytest.param(
+            "alice", "/ws/chat/nowhere/", 404, "Not found.", id="no-such-room"
+        ),
+    ],
+)
+async def test_failed_handshake_reports_drf_status_then_closes(
+    cluster: Cluster, user: str | None, path: str, status: int, detail: str
+) -> None:
+    token = None if user is None else cluster.tokens.get(user, "0" * 40)
+    async with open_ws(cluster.a, path, token=token) as ws:
+        assert await next_frame(ws) == {
+            "action": "authentication",
+            "payload": {
+                "status_code": status,
+                "status_text": HTTPStatus(status).phrase,
+                "data": {"detail": detail},
+            },
+        }
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
+    assert closed.value.rcvd is not None, "the server did not send a close frame"
+    assert closed.value.rcvd.code == 4000 + status
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [pytest.param("http://evil.example", id="foreign"), pytest.param(None, id="none")],
+)
+async def test_handshake_without_allowed_origin_is_refused(
+    cluster: Cluster, origin: str | None
+) -> None:
+    url = f"{cluster.b.ws_url}{LOBBY}?token={cluster.tokens['alice']}"
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(
+            url,
+            origin=None if origin is None else Origin(origin),
+            proxy=None,
+            open_timeout=RECV_TIMEOUT,
+        ):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_idle_connection_outlives_the_channel_layer_blocking_read(
+    cluster: Cluster,
+) -> None:
+    async with open_ws(cluster.a, LOBBY, token=cluster.tokens["bob"]) as ws:
+        assert await next_frame(ws) == AUTH_OK
+        try:
+            await asyncio.wait_for(ws.wait_closed(), IDLE_SECONDS)
+        except (asyncio.TimeoutError, TimeoutError):
+            pass
+        else:
+            pytest.fail(f"the server closed an idle connection (code {ws.close_code})")
+        await send_action(ws, "ping")
+        assert await next_frame(ws) == {"action": "pong", "payload": None}
+
+
+async def test_ping_consumer_accepts_anonymous_clients(cluster: Cluster) -> None:
+    async with open_ws(cluster.b, "/ws/ping/") as ws:
+        assert await next_frame(ws) == AUTH_OK
+        await send_action(ws, "ping")
+        assert await next_frame(ws) == {"action": "pong", "payload": None}
+
+
+async def test_announce_requires_credentials(cluster: Cluster) -> None:
+    async with httpx.AsyncClient(
+        base_url=cluster.a.http_url, trust_env=False, timeout=RECV_TIMEOUT
+    ) as http:
+        response = await http.post("/api/announce/", json={"content": "x"})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Token"
