@@ -37,6 +37,7 @@ from chanx.generic.authenticator import (
 )
 from chanx.groups import GroupMessagePayload, build_group_payload, frame_for_recipient
 from chanx.hooks import ConnectionInfo, ConsumerHooks, Observation, as_safe, get_hooks
+from chanx.layers import check_channel_layer
 from chanx.messages.base import BaseChannelEvent, BaseGroupMessage, BaseMessage
 from chanx.messages.outgoing import (
     AuthenticationMessage,
@@ -182,6 +183,7 @@ class AsyncJsonWebsocketConsumer(AsyncWebsocketConsumer, Generic[IC, Event, OG, 
             consumer=self.conn.consumer,
             path=path,
         )
+        check_channel_layer(self.channel_layer)
         observation = self._hooks.connection_started(self.conn, self.scope)
         try:
             await self.connect()
