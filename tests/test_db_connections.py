@@ -19,8 +19,8 @@ def close_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
 
     monkeypatch.setattr(db, "aclose_old_connections", counting_close)
-    monkeypatch.setattr(db, "closer", db.ConnectionCloser())
-    monkeypatch.setattr("chanx.generic.websocket.closer", db.closer)
+    # As if the process had not closed connections yet.
+    monkeypatch.setattr(db.closer, "_last", float("-inf"))
     return calls
 
 

@@ -1,0 +1,101 @@
+"""Group messaging: publish to channel groups, relay to each member's client.
+
+Both sides use :mod:`chanx.groups` for the payload, so what one process sends
+is exactly what every receiving process reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from chanx.generic.base import ConsumerBase
+from chanx.groups import GroupMessagePayload, build_group_payload, frame_for_recipient
+from chanx.messages.base import BaseGroupMessage
+from chanx.messages.outgoing import GroupCompleteMessage
+from chanx.schema import UNKNOWN
+
+__all__ = ["GroupMessagingMixin"]
+
+
+class GroupMessagingMixin(ConsumerBase):
+    """``send_group_message``, ``send_to_groups`` and the relay handler."""
+
+    async def send_group_message(
+        self,
+        message: BaseGroupMessage,
+        groups: Iterable[str] | None = None,
+        *,
+        exclude_current: bool = True,
+    ) -> None:
+        """Send a typed message to every member of ``groups`` (default: ``self.groups``).
+
+        Each recipient gets ``is_mine`` (same user) and ``is_current`` (this
+        connection); with ``exclude_current`` this connection gets nothing.
+        """
+        content = message.model_dump(mode="json", exclude={"is_mine", "is_current"})
+        action = str(message.action)
+        await self._publish(content, "message", action, groups, exclude_current)
+
+    async def send_to_groups(
+        self,
+        content: dict[str, Any],
+        groups: Iterable[str] | None = None,
+        *,
+        exclude_current: bool = True,
+    ) -> None:
+        """Send raw JSON to every member of ``groups`` (default: ``self.groups``)."""
+        await self._publish(content, "json", UNKNOWN, groups, exclude_current)
+
+    async def _publish(
+        self,
+        content: dict[str, Any],
+        kind: Literal["message", "json"],
+        action: str,
+        groups: Iterable[str] | None,
+        exclude_current: bool,
+    ) -> None:
+        targets = list(self.groups if groups is None else groups)
+        meta: dict[str, str] = {}
+        observation = self._hooks.publish(
+            self.conn, "group_message", action, targets, meta
+        )
+        payload = build_group_payload(
+            content,
+            kind=kind,
+            exclude_current=exclude_current,
+            from_channel=self.channel_name,
+            from_user_pk=self.conn.user_id,
+            meta=meta,
+        )
+        try:
+            for group in targets:
+                await self.channel_layer.group_send(group, payload)
+        except Exception as exc:
+            observation.finish("error", type(exc).__name__, exc)
+            self.logger.error(
+                "group_send_failed", action=action, error_type=type(exc).__name__
+            )
+            raise
+        observation.finish("ok")
+
+    async def chanx_group_message(self, payload: GroupMessagePayload) -> None:
+        """Relay a group message from the channel layer to this client."""
+        if self._auth_state != "ok":
+            self.logger.warning("group_message_dropped", reason="unauthenticated")
+            return
+        frame = frame_for_recipient(payload, self.channel_name, self.conn.user_id)
+        if frame is None:
+            return
+        action = self.schema.group_label(frame)
+        meta = payload.get("meta", {})
+        observation = self._hooks.deliver(self.conn, "group_message", action, meta)
+        try:
+            await self._send_frame(frame, action)
+            if self.config.send_completion:
+                await self.send_message(GroupCompleteMessage())
+        except Exception as exc:
+            self.logger.exception("group_message_delivery_failed", action=action)
+            observation.finish("error", type(exc).__name__, exc)
+            return
+        observation.finish("ok")
