@@ -12,6 +12,7 @@ from chat.messages.chat import (
     ChatIncomingMessage,
     JoinGroupMessage,
     NewChatMessage,
+    NewChatMessagePayload,
 )
 from chat.messages.group import MemberMessage
 from chat.models import ChatMember, ChatMessage, GroupChat
@@ -57,48 +58,40 @@ class ChatDetailConsumer(
         match message:
             case PingMessage():
                 await self.send_message(PongMessage())
-            case NewChatMessage(payload=message_payload):
-                assert self.obj
-                groups = message_payload.groups
-                if groups is not None and not set(groups) <= set(self.groups):
-                    await self.send_errors(
-                        [
-                            detail(
-                                "group_forbidden",
-                                "You can only post to groups this connection is in",
-                                ["payload", "groups"],
-                            )
-                        ]
-                    )
-                    return
-                new_message = await ChatMessage.objects.acreate(
-                    content=message_payload.content,
-                    group_chat_id=self.obj.pk,
-                    sender=self.member,
-                )
-                message_serializer = ChatMessageSerializer(instance=new_message)
-                await self.send_group_message(
-                    MemberMessage(payload=cast(Any, message_serializer.data)),
-                    groups=groups,
-                    exclude_current=False,
-                )
-            case JoinGroupMessage(payload=join_group_payload):
-                group_name = join_group_payload.group_name
-                if group_name in self.groups:
-                    return
-                if group_name not in await self._allowed_groups():
-                    await self.send_errors(
-                        [
-                            detail(
-                                "group_forbidden",
-                                "You are not a member of that group chat",
-                                ["payload", "group_name"],
-                            )
-                        ]
-                    )
-                    return
-                await self.channel_layer.group_add(group_name, self.channel_name)
-                self.groups.append(group_name)
+            case NewChatMessage(payload=payload):
+                await self._post(payload)
+            case JoinGroupMessage(payload=payload):
+                await self._join(payload.group_name)
+
+    async def _post(self, payload: NewChatMessagePayload) -> None:
+        assert self.obj
+        groups = payload.groups
+        if groups is not None and not set(groups) <= set(self.groups):
+            message = "You can only post to groups this connection is in"
+            await self._forbid(message, ["payload", "groups"])
+            return
+        new_message = await ChatMessage.objects.acreate(
+            content=payload.content, group_chat_id=self.obj.pk, sender=self.member
+        )
+        message_serializer = ChatMessageSerializer(instance=new_message)
+        await self.send_group_message(
+            MemberMessage(payload=cast(Any, message_serializer.data)),
+            groups=groups,
+            exclude_current=False,
+        )
+
+    async def _join(self, group_name: str) -> None:
+        if group_name in self.groups:
+            return
+        if group_name not in await self._allowed_groups():
+            message = "You are not a member of that group chat"
+            await self._forbid(message, ["payload", "group_name"])
+            return
+        await self.channel_layer.group_add(group_name, self.channel_name)
+        self.groups.append(group_name)
+
+    async def _forbid(self, message: str, loc: list[str | int]) -> None:
+        await self.send_errors([detail("group_forbidden", message, loc)])
 
     async def _allowed_groups(self) -> set[str]:
         pks = GroupChat.objects.filter(members__user=self.user).values_list(
