@@ -1,5 +1,6 @@
 # make run   - install into .venv if needed, migrate, serve the demo on 127.0.0.1:$(PORT)
-# make test  - install, make sure Redis answers on 127.0.0.1:6379, lint, type-check, test
+# make test  - install, make sure Redis (127.0.0.1:6379) and PostgreSQL (127.0.0.1:5432)
+#              answer, lint, type-check, test
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck pytest redis migrate demo-data clean
+.PHONY: run test install lint typecheck pytest redis postgres migrate demo-data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { \
@@ -23,6 +24,9 @@ install: $(STAMP)
 
 redis:
 	bash scripts/ensure-redis.sh
+
+postgres:
+	bash scripts/ensure-postgres.sh
 
 migrate: install
 	cd example && ../$(BIN)/python manage.py migrate --noinput
@@ -40,7 +44,7 @@ lint: install
 typecheck: install
 	PYTHONPATH=example $(BIN)/mypy chanx tests
 
-pytest: install redis
+pytest: install redis postgres
 	$(BIN)/pytest
 
 test: lint typecheck pytest

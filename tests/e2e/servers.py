@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -66,7 +68,7 @@ def free_port() -> int:
         return port
 
 
-def demo_env(database_path: Path, channels_prefix: str) -> dict[str, str]:
+def demo_env(database_url: str, channels_prefix: str) -> dict[str, str]:
     """Environment for ``manage.py`` and uvicorn: demo settings, Redis, shared DB."""
     python_path = [str(REPO_ROOT), str(EXAMPLE_DIR)]
     if os.environ.get("PYTHONPATH"):
@@ -74,7 +76,7 @@ def demo_env(database_path: Path, channels_prefix: str) -> dict[str, str]:
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"sqlite:///{database_path}",
+        "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL,
         "CHANNELS_PREFIX": channels_prefix,
         "ALLOWED_HOSTS": f"{HOST},localhost",
@@ -248,3 +250,30 @@ def launch(
             raise
         return server
     raise AssertionError("unreachable")
+
+
+POSTGRES_ADMIN_DSN = f"host={HOST} port=5432 user=postgres dbname=postgres"
+
+
+@contextmanager
+def postgres_database(name: str) -> Iterator[str]:
+    """Create database ``name`` on the local PostgreSQL, yield its URL, drop it.
+
+    Raises:
+        RuntimeError: PostgreSQL does not answer (``make postgres`` starts it).
+    """
+    import psycopg
+
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise RuntimeError(
+            f"the PostgreSQL e2e run needs PostgreSQL on {HOST}:5432 ({exc}); "
+            "start it with `make postgres` (scripts/ensure-postgres.sh)"
+        ) from None
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgres://postgres@{HOST}:5432/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -28,6 +28,7 @@ from tests.e2e.servers import (
     demo_env,
     launch,
     manage,
+    postgres_database,
     redis_unreachable_reason,
     seed_tokens,
 )
@@ -58,8 +59,22 @@ class Cluster:
         return (self.a, self.b)
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The demo's database: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('e2e-db') / 'e2e.sqlite3'}"
+        return
+    with postgres_database(f"chanx_e2e_{uuid.uuid4().hex}") as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str
+) -> Iterator[Cluster]:
     reason = redis_unreachable_reason()
     if reason is not None:
         pytest.fail(
@@ -69,7 +84,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         )
     workdir = tmp_path_factory.mktemp("e2e")
     prefix = f"chanx-e2e-{uuid.uuid4().hex}"
-    env = demo_env(workdir / "e2e.sqlite3", prefix)
+    env = demo_env(database_url, prefix)
     manage(env, "migrate", "--noinput")
     tokens = seed_tokens(env)
     servers: list[UvicornServer] = []
