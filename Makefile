@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint typecheck pytest redis postgres migrate demo-data clean
+.PHONY: bench-inprocess run test install lint typecheck pytest redis postgres migrate demo-data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { \
@@ -38,16 +38,19 @@ run: demo-data
 	cd example && ../$(BIN)/uvicorn config.asgi:application --host 127.0.0.1 --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check chanx tests example
-	$(BIN)/ruff format --check chanx tests example
+	$(BIN)/ruff check chanx tests example benchmarks
+	$(BIN)/ruff format --check chanx tests example benchmarks
 
 typecheck: install
-	PYTHONPATH=example $(BIN)/mypy chanx tests
+	PYTHONPATH=example $(BIN)/mypy chanx tests benchmarks
 
 pytest: install redis postgres
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+bench-inprocess: install
+	$(BIN)/python benchmarks/echo_inprocess.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache example/db.sqlite3

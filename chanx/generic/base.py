@@ -37,20 +37,20 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
     """Options, per-connection state and the send path of a chanx consumer."""
 
     # DRF-style authentication; None means DRF's configured defaults.
-    authentication_classes: ClassVar[Sequence[type[Any]] | None] = None
-    permission_classes: ClassVar[Sequence[type[Any]] | None] = None
-    queryset: ClassVar[QuerySet[Any] | None] = None
-    auth_method: ClassVar[str] = "get"
-    lookup_field: ClassVar[str] = "pk"
-    lookup_url_kwarg: ClassVar[str | None] = None
+    authentication_classes: Sequence[type[Any]] | None = None
+    permission_classes: Sequence[type[Any]] | None = None
+    queryset: QuerySet[Any] | None = None
+    auth_method: str = "get"
+    lookup_field: str = "pk"
+    lookup_url_kwarg: str | None = None
 
     # Behaviour flags; None means the CHANX setting.
-    send_completion: ClassVar[bool | None] = None
-    send_message_immediately: ClassVar[bool | None] = None
-    send_authentication_message: ClassVar[bool | None] = None
-    log_received_message: ClassVar[bool | None] = None
-    log_sent_message: ClassVar[bool | None] = None
-    log_ignored_actions: ClassVar[Iterable[str] | None] = None
+    send_completion: bool | None = None
+    send_message_immediately: bool | None = None
+    send_authentication_message: bool | None = None
+    log_received_message: bool | None = None
+    log_sent_message: bool | None = None
+    log_ignored_actions: Iterable[str] | None = None
 
     #: Telemetry for this class; None means the installed default.
     hooks: ClassVar[ConsumerHooks | None] = None
