@@ -263,3 +263,17 @@ async def test_subclass_of_concrete_consumer_inherits_its_schema(
     assert await ws.receive_frame() == {"action": "echo_reply", "payload": "inherited"}
     # The subclass's own flag applies: no completion frame follows.
     assert await ws.receive_nothing()
+
+
+def test_groups_given_as_a_string_fails_with_a_hint() -> None:
+    with pytest.raises(TypeError, match=r'groups = \["announcements"\]'):
+
+        class StringGroups(AsyncJsonWebsocketConsumer[PingMessage]):
+            groups = "announcements"  # type: ignore[assignment]
+
+
+def test_unknown_auth_method_fails_with_a_hint() -> None:
+    with pytest.raises(TypeError, match="is not an HTTP method; hint: one of"):
+
+        class Typo(AsyncJsonWebsocketConsumer[PingMessage]):
+            auth_method = "gett"

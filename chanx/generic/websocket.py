@@ -52,6 +52,23 @@ def _generic_args(cls: type[Any], base: type[Any]) -> tuple[Any, ...] | None:
     return None
 
 
+_HTTP_METHODS = frozenset({"get", "post", "put", "patch", "delete", "head", "options"})
+
+
+def _check_options(cls: type[Any]) -> None:
+    """Catch option mistakes when the class is defined, not at the first connect."""
+    if isinstance(cls.groups, str):
+        raise TypeError(
+            f"{cls.__name__}.groups must be a list of group names, not a string; "
+            f'hint: groups = ["{cls.groups}"]'
+        )
+    if str(cls.auth_method).lower() not in _HTTP_METHODS:
+        raise TypeError(
+            f"{cls.__name__}.auth_method {cls.auth_method!r} is not an HTTP method; "
+            f"hint: one of {sorted(_HTTP_METHODS)}"
+        )
+
+
 class AsyncJsonWebsocketConsumer(
     HandshakeMixin, GroupMessagingMixin, ChannelEventsMixin, Generic[IC, Event, OG, M]
 ):
@@ -75,6 +92,7 @@ class AsyncJsonWebsocketConsumer(
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        _check_options(cls)
         args = _generic_args(cls, AsyncJsonWebsocketConsumer)
         if args is None:
             if cls._chanx_schema is None and not cls.__dict__.get("__parameters__"):
