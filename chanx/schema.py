@@ -43,6 +43,7 @@ class _Union:
     adapter: TypeAdapter[Any]
     names: frozenset[Any]
     field: str
+    tagged: bool = False
 
     def label(self, data: Mapping[str, Any]) -> str:
         """The declared name carried by ``data``, or ``"unknown"``."""
@@ -74,7 +75,15 @@ class _Union:
         try:
             return self.adapter.validate_python(data)
         except ValidationError as exc:
-            raise FrameError("validation", from_validation_error(exc)) from None
+            errors = from_validation_error(exc)
+            if self.tagged:
+                # A discriminated union puts the tag first in loc; drop it so a
+                # client sees the same loc however many types the consumer has.
+                tag = str(data[self.field])
+                for error in errors:
+                    if error["loc"][:1] == [tag]:
+                        error["loc"] = error["loc"][1:]
+            raise FrameError("validation", errors) from None
 
 
 def _build_union(tp: Any, base: type[Any], field: str, where: str) -> _Union:
@@ -104,7 +113,7 @@ def _build_union(tp: Any, base: type[Any], field: str, where: str) -> _Union:
             "every type the messages refer to before the consumer, or call "
             "Model.model_rebuild()"
         ) from exc
-    return _Union(adapter, frozenset(names), field)
+    return _Union(adapter, frozenset(names), field, tagged=len(members) > 1)
 
 
 @dataclass(frozen=True)

@@ -248,7 +248,7 @@ async def test_future_annotations_message_module_works(
     assert error["payload"] == [
         {
             "type": "missing",
-            "loc": ["shout", "payload", "text"],
+            "loc": ["payload", "text"],
             "msg": "Field required",
         }
     ]

@@ -284,3 +284,30 @@ async def test_announce_requires_credentials(cluster: Cluster) -> None:
         response = await http.post("/api/announce/", json={"content": "x"})
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == "Token"
+
+
+async def test_bad_frames_get_error_frames_and_the_socket_stays_usable(
+    cluster: Cluster,
+) -> None:
+    secret = "<script>SECRET-INPUT</script>"
+    async with open_ws(cluster.b, LOBBY, token=cluster.tokens["alice"]) as ws:
+        assert await next_frame(ws) == AUTH_OK
+        await ws.send("{not json")
+        assert await next_frame(ws) == {
+            "action": "error",
+            "payload": [{"type": "json_invalid", "loc": [], "msg": "Invalid JSON"}],
+        }
+        await ws.send(json.dumps({"action": secret, "payload": secret}))
+        unknown = await next_frame(ws)
+        assert unknown["payload"][0]["type"] == "unknown_action"
+        assert "SECRET-INPUT" not in json.dumps(unknown)
+        await ws.send(b"\x00\xff binary")
+        binary = await next_frame(ws)
+        assert binary["payload"][0]["type"] == "frame_binary"
+        await send_action(ws, "chat", {"content": {"nested": secret}})
+        invalid = await next_frame(ws)
+        assert invalid["action"] == "error"
+        assert invalid["payload"][0]["loc"] == ["payload", "content"]
+        assert "SECRET-INPUT" not in json.dumps(invalid)
+        await send_action(ws, "ping")
+        assert await next_frame(ws) == {"action": "pong", "payload": None}
