@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from chanx.errors import ErrorDetail, FrameError, detail
 
-__all__ = ["Codec"]
+__all__ = ["Codec", "utf8_size"]
 
 _Transform = Callable[[Any], Any]
 _MISSING: Any = object()
@@ -24,6 +24,11 @@ def _humps() -> tuple[_Transform, _Transform]:
             "CHANX['CAMELIZE'] needs pyhumps: pip install 'chanx[camel-case]'"
         ) from exc
     return humps.camelize, humps.decamelize
+
+
+def utf8_size(text: str) -> int:
+    """Size of ``text`` on the wire, in bytes (cheap for ASCII, the usual case)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 class Codec:

@@ -80,10 +80,10 @@ class ConsumerHooks(Protocol):
     def message_received(
         self, conn: ConnectionInfo, action: str, size: int, frame: Mapping[str, Any]
     ) -> Observation:
-        """A client frame arrived; finished after validation and handling."""
+        """A client frame of ``size`` bytes arrived; finished after handling."""
 
     def message_sent(self, conn: ConnectionInfo, action: str, size: int) -> None:
-        """A frame went to the client."""
+        """A frame of ``size`` bytes went to the client."""
 
     def publish(
         self,

@@ -150,6 +150,19 @@ async def test_message_labels_are_bounded_and_outcomes_reported(
     assert isinstance(exc, RuntimeError) == (error_type == "handler")
 
 
+async def test_frame_sizes_are_utf8_bytes(chanx_communicator_factory: Factory) -> None:
+    ws = await open_ws(chanx_communicator_factory, "/hooked/h-size/")
+    await settle(ws)
+    RECORDER.clear()
+    raw = '{"action": "undeclared", "note": "hé ☃"}'
+    await ws.send_to(text_data=raw)
+    await ws.receive_all_json()
+    assert len(raw.encode()) == len(raw) + 3  # é is 2 bytes, ☃ is 3
+    assert RECORDER.named("message_received") == [
+        ("message_received", "unknown", len(raw.encode()))
+    ]
+
+
 async def test_binary_frame_is_a_decode_error(
     chanx_communicator_factory: Factory,
 ) -> None:

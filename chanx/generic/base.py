@@ -14,6 +14,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db.models import QuerySet
 
+from chanx.codec import utf8_size
 from chanx.config import ConsumerConfig, resolve_config
 from chanx.db import closer
 from chanx.errors import ErrorDetail
@@ -111,7 +112,7 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def _send_frame(self, data: dict[str, Any], action: str) -> None:
         text = self.config.codec.encode(data)
         await self.send(text_data=text)
-        self._hooks.message_sent(self.conn, action, len(text))
+        self._hooks.message_sent(self.conn, action, utf8_size(text))
         config = self.config
         if config.log_sent_message and action not in config.log_ignored_actions:
             self.logger.info("message_sent", action=action)

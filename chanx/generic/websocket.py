@@ -17,6 +17,7 @@ from typing import Any, Generic, get_args, get_origin
 from asgiref.sync import async_to_sync
 from typing_extensions import TypeVar
 
+from chanx.codec import utf8_size
 from chanx.errors import FrameError, detail
 from chanx.generic.channel_events import ChannelEventsMixin
 from chanx.generic.group_messaging import GroupMessagingMixin
@@ -130,18 +131,15 @@ class AsyncJsonWebsocketConsumer(
     ) -> None:
         """Decode, validate and handle one frame; errors go back as error frames."""
         text = text_data or ""
+        size = utf8_size(text)
         try:
             content = self.config.codec.decode(text)
         except FrameError as exc:
-            observation = self._hooks.message_received(
-                self.conn, UNKNOWN, len(text), {}
-            )
+            observation = self._hooks.message_received(self.conn, UNKNOWN, size, {})
             await self._reject_frame(exc, observation)
             return
         action = self.schema.action_label(content)
-        observation = self._hooks.message_received(
-            self.conn, action, len(text), content
-        )
+        observation = self._hooks.message_received(self.conn, action, size, content)
         try:
             await self.receive_json(content, **kwargs)
         except FrameError as exc:
