@@ -21,6 +21,7 @@ import structlog
 
 __all__ = [
     "NOOP_HOOKS",
+    "UNKNOWN",
     "ConnectionInfo",
     "ConsumerHooks",
     "NoopHooks",
@@ -31,6 +32,9 @@ __all__ = [
 ]
 
 _log = structlog.get_logger("chanx.hooks")
+
+#: The label for anything not declared (an action, handler or route).
+UNKNOWN = "unknown"
 
 
 @dataclass(slots=True)

@@ -15,7 +15,9 @@ from typing import Any
 from channels.routing import URLRouter
 from django.urls import path, re_path
 
-__all__ = ["UNKNOWN_ROUTE", "include", "path", "re_path", "route_template"]
+from chanx.hooks import UNKNOWN
+
+__all__ = ["include", "path", "re_path", "route_template"]
 
 
 def include(target: str | ModuleType | URLRouter | list[Any]) -> URLRouter:
@@ -43,9 +45,6 @@ def include(target: str | ModuleType | URLRouter | list[Any]) -> URLRouter:
     )
 
 
-UNKNOWN_ROUTE = "unknown"
-
-
 def route_template(path_: str, kwargs: Mapping[str, Any]) -> str:
     """``/ws/chat/lobby/`` with ``{"room": "lobby"}`` -> ``/ws/chat/<room>/``.
 
@@ -60,7 +59,7 @@ def route_template(path_: str, kwargs: Mapping[str, Any]) -> str:
         parts = str(value).split("/")
         start = _find_run(segments, parts, value)
         if start is None:
-            return UNKNOWN_ROUTE
+            return UNKNOWN
         segments[start : start + len(parts)] = [f"<{name}>"]
     return "/".join(segments)
 

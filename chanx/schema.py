@@ -17,6 +17,7 @@ from django.db.models import Model
 from pydantic import Field, TypeAdapter, ValidationError
 
 from chanx.errors import FrameError, detail, from_validation_error
+from chanx.hooks import UNKNOWN
 from chanx.messages.base import (
     BaseChannelEvent,
     BaseGroupMessage,
@@ -25,8 +26,6 @@ from chanx.messages.base import (
 )
 
 __all__ = ["UNKNOWN", "ConsumerSchema", "build_schema", "union_members"]
-
-UNKNOWN = "unknown"
 
 
 def union_members(tp: Any) -> tuple[Any, ...]:
