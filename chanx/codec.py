@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from chanx.errors import ErrorDetail, FrameError, detail
 
-__all__ = ["Codec", "utf8_size"]
+__all__ = ["TRACE_CONTEXT_KEYS", "Codec", "pop_trace_context", "utf8_size"]
 
 _Transform = Callable[[Any], Any]
 _MISSING: Any = object()
@@ -29,6 +29,21 @@ def _humps() -> tuple[_Transform, _Transform]:
 def utf8_size(text: str) -> int:
     """Size of ``text`` on the wire, in bytes (cheap for ASCII, the usual case)."""
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+#: Optional top-level frame keys carrying W3C trace context from the client;
+#: removed before validation, so messages with ``extra="forbid"`` accept them.
+TRACE_CONTEXT_KEYS = ("traceparent", "tracestate")
+
+
+def pop_trace_context(content: dict[str, Any]) -> dict[str, str]:
+    """Remove the trace-context keys from ``content``; return the string ones."""
+    carrier: dict[str, str] = {}
+    for key in TRACE_CONTEXT_KEYS:
+        value = content.pop(key, None)
+        if isinstance(value, str):
+            carrier[key] = value
+    return carrier
 
 
 class Codec:

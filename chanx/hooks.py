@@ -13,8 +13,9 @@ small fixed sets.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -48,6 +49,9 @@ class ConnectionInfo:
         route: The path with URL kwargs replaced by ``<name>`` (bounded).
         user_id: The authenticated user's pk as text, once known.
         status_code: The authentication status, once known.
+        opened_at: ``time.monotonic()`` when the handshake began.
+        state: Scratch space for hook implementations (each uses its own keys),
+            so they need no per-connection registry that could leak.
     """
 
     connection_id: str
@@ -56,6 +60,8 @@ class ConnectionInfo:
     route: str
     user_id: str | None = None
     status_code: int | None = None
+    opened_at: float = field(default_factory=time.monotonic)
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 class Observation(Protocol):
@@ -82,9 +88,12 @@ class ConsumerHooks(Protocol):
         """The socket closed with ``code``."""
 
     def message_received(
-        self, conn: ConnectionInfo, action: str, size: int, frame: Mapping[str, Any]
+        self, conn: ConnectionInfo, action: str, size: int, carrier: Mapping[str, str]
     ) -> Observation:
-        """A client frame of ``size`` bytes arrived; finished after handling."""
+        """A client frame of ``size`` bytes arrived; finished after handling.
+
+        ``carrier`` holds the frame's optional ``traceparent``/``tracestate``.
+        """
 
     def message_sent(self, conn: ConnectionInfo, action: str, size: int) -> None:
         """A frame of ``size`` bytes went to the client."""
@@ -104,6 +113,12 @@ class ConsumerHooks(Protocol):
         self, conn: ConnectionInfo, kind: str, name: str, carrier: Mapping[str, str]
     ) -> Observation:
         """A group message or event reached this consumer with ``carrier``."""
+
+    def channel_layer_error(
+        self, conn: ConnectionInfo | None, operation: str, exc: BaseException
+    ) -> None:
+        """``group_add`` or ``group_discard`` failed (``group_send`` failures
+        finish the ``publish`` observation instead)."""
 
 
 class _NoopObservation:
@@ -133,7 +148,7 @@ class NoopHooks:
         return None
 
     def message_received(
-        self, conn: ConnectionInfo, action: str, size: int, frame: Mapping[str, Any]
+        self, conn: ConnectionInfo, action: str, size: int, carrier: Mapping[str, str]
     ) -> Observation:
         return NOOP_OBSERVATION
 
@@ -154,6 +169,11 @@ class NoopHooks:
         self, conn: ConnectionInfo, kind: str, name: str, carrier: Mapping[str, str]
     ) -> Observation:
         return NOOP_OBSERVATION
+
+    def channel_layer_error(
+        self, conn: ConnectionInfo | None, operation: str, exc: BaseException
+    ) -> None:
+        return None
 
 
 NOOP_HOOKS = NoopHooks()
@@ -210,9 +230,9 @@ class SafeHooks:
         self._notify("connection_closed", conn, code)
 
     def message_received(
-        self, conn: ConnectionInfo, action: str, size: int, frame: Mapping[str, Any]
+        self, conn: ConnectionInfo, action: str, size: int, carrier: Mapping[str, str]
     ) -> Observation:
-        return self._observe("message_received", conn, action, size, frame)
+        return self._observe("message_received", conn, action, size, carrier)
 
     def message_sent(self, conn: ConnectionInfo, action: str, size: int) -> None:
         self._notify("message_sent", conn, action, size)
@@ -231,6 +251,11 @@ class SafeHooks:
         self, conn: ConnectionInfo, kind: str, name: str, carrier: Mapping[str, str]
     ) -> Observation:
         return self._observe("deliver", conn, kind, name, carrier)
+
+    def channel_layer_error(
+        self, conn: ConnectionInfo | None, operation: str, exc: BaseException
+    ) -> None:
+        self._notify("channel_layer_error", conn, operation, exc)
 
 
 _installed: ConsumerHooks = NOOP_HOOKS

@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between close_old_connections() runs while dispatching frames
     # (0: before every frame, as plain Channels does; None: never).
     "CLOSE_OLD_CONNECTIONS_INTERVAL": 1.0,
+    # Read by chanx.telemetry (see chanx/telemetry/config.py): a dict of
+    # switches, or "disabled".
+    "TELEMETRY": {},
 }
 
 

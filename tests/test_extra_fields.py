@@ -58,3 +58,25 @@ async def test_extra_fields_are_ignored_unless_the_message_forbids_them() -> Non
         }
     ]
     await communicator.disconnect()
+
+
+@override_settings(CHANX={"SEND_COMPLETION": True})
+async def test_trace_context_keys_are_accepted_even_where_extras_are_forbidden() -> (
+    None
+):
+    communicator = WebsocketCommunicator(EchoTextConsumer.as_asgi(), "/ws/")
+    assert (await communicator.connect())[0]
+    await communicator.assert_authenticated_status_ok()
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    await communicator.send_json_to(
+        {
+            "action": "strict",
+            "payload": {"text": "traced"},
+            "traceparent": traceparent,
+            "tracestate": "vendor=1",
+        }
+    )
+    assert await communicator.receive_all_json() == [
+        {"action": "text", "payload": "traced"}
+    ]
+    await communicator.disconnect()

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
+from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from django.urls import path
 from rest_framework.authentication import TokenAuthentication
@@ -15,6 +16,7 @@ from structlog.testing import capture_logs
 from chanx.hooks import ConsumerHooks, install_hooks
 from chanx.messages.incoming import PingMessage
 from chanx.testing import WebsocketCommunicator
+from tests.app.asgi import application
 from tests.app.consumers import RoomConsumer
 from tests.app.helpers import Factory, open_rejected, open_ws
 from tests.app.hooks import TRACE, RaisingHooks, RecordingHooks
@@ -296,3 +298,28 @@ async def test_installed_failing_hooks_are_made_safe(
         await ws.send_message(PingMessage())
         assert await ws.receive_all_json() == [{"action": "pong", "payload": None}]
     assert any(e["event"] == "telemetry_hook_failed" for e in logs)
+
+
+async def test_a_failed_group_join_is_reported_as_a_channel_layer_error() -> None:
+    hooks = RecordingHooks()
+    install_hooks(hooks)
+    try:
+        layer = get_channel_layer()
+        assert layer is not None
+        original = layer.group_add
+
+        async def failing_group_add(group: str, channel: str) -> None:
+            raise ConnectionError("layer down")
+
+        layer.group_add = failing_group_add  # type: ignore[method-assign]
+        try:
+            communicator = WebsocketCommunicator(application, "/ws/room/down/")
+            await communicator.connect()
+            auth = await communicator.receive_json_from()
+            await communicator.disconnect()
+        finally:
+            layer.group_add = original  # type: ignore[method-assign]
+    finally:
+        install_hooks(None)
+    assert auth["payload"]["status_code"] == 500
+    assert ("channel_layer_error", "group_add", "ConnectionError") in hooks.calls

@@ -48,6 +48,7 @@ class HandshakeMixin(ConsumerBase):
             connection_id=self.conn.connection_id,
             consumer=self.conn.consumer,
             path=path,
+            route=self.conn.route,
         )
         check_channel_layer(self.channel_layer)
         observation = self._hooks.connection_started(self.conn, self.scope)
@@ -113,14 +114,21 @@ class HandshakeMixin(ConsumerBase):
                 if group not in self.groups:
                     self.groups.append(group)
             for group in self.groups:
-                await self.channel_layer.group_add(group, self.channel_name)
-                self._joined.append(group)
+                await self._join(group)
             await self.post_authentication()
         except Exception:
             self.logger.exception("session_start_failed", groups=len(self.groups))
             await self._leave_groups()
             return AuthenticationResult(500, {"detail": "Internal server error"})
         return result
+
+    async def _join(self, group: str) -> None:
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+        except Exception as exc:
+            self._hooks.channel_layer_error(self.conn, "group_add", exc)
+            raise
+        self._joined.append(group)
 
     async def _finish_handshake(self, result: AuthenticationResult) -> None:
         self.conn.status_code = result.status_code
@@ -162,5 +170,7 @@ class HandshakeMixin(ConsumerBase):
         for group in joined:
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)
-            except Exception:
+            except Exception as exc:
                 _log.exception("group_discard_failed")
+                conn = getattr(self, "conn", None)
+                self._hooks.channel_layer_error(conn, "group_discard", exc)

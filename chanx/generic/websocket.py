@@ -17,7 +17,7 @@ from typing import Any, Generic, get_args, get_origin
 from asgiref.sync import async_to_sync
 from typing_extensions import TypeVar
 
-from chanx.codec import utf8_size
+from chanx.codec import pop_trace_context, utf8_size
 from chanx.errors import FrameError, detail
 from chanx.generic.channel_events import ChannelEventsMixin
 from chanx.generic.group_messaging import GroupMessagingMixin
@@ -139,7 +139,8 @@ class AsyncJsonWebsocketConsumer(
             await self._reject_frame(exc, observation)
             return
         action = self.schema.action_label(content)
-        observation = self._hooks.message_received(self.conn, action, size, content)
+        carrier = pop_trace_context(content)
+        observation = self._hooks.message_received(self.conn, action, size, carrier)
         try:
             await self.receive_json(content, **kwargs)
         except FrameError as exc:

@@ -53,7 +53,7 @@ class RecordingHooks:
         self.calls.append(("connection_closed", conn.connection_id, code))
 
     def message_received(
-        self, conn: ConnectionInfo, action: str, size: int, frame: Mapping[str, Any]
+        self, conn: ConnectionInfo, action: str, size: int, carrier: Mapping[str, str]
     ) -> Observation:
         self.calls.append(("message_received", action, size))
         return RecordingObservation(self, "message", action)
@@ -79,6 +79,11 @@ class RecordingHooks:
     ) -> Observation:
         self.calls.append(("deliver", conn.connection_id, kind, name, dict(carrier)))
         return RecordingObservation(self, "deliver", name)
+
+    def channel_layer_error(
+        self, conn: ConnectionInfo | None, operation: str, exc: BaseException
+    ) -> None:
+        self.calls.append(("channel_layer_error", operation, type(exc).__name__))
 
 
 class _RaisingObservation:
@@ -111,7 +116,7 @@ class RaisingHooks:
         raise RuntimeError("hook failed")
 
     def message_received(
-        self, conn: ConnectionInfo, action: str, size: int, frame: Mapping[str, Any]
+        self, conn: ConnectionInfo, action: str, size: int, carrier: Mapping[str, str]
     ) -> Observation:
         return self._fail()
 
@@ -132,3 +137,8 @@ class RaisingHooks:
         self, conn: ConnectionInfo, kind: str, name: str, carrier: Mapping[str, str]
     ) -> Observation:
         return self._fail()
+
+    def channel_layer_error(
+        self, conn: ConnectionInfo | None, operation: str, exc: BaseException
+    ) -> None:
+        raise RuntimeError("hook failed")
