@@ -311,14 +311,14 @@ async def test_a_failed_group_join_is_reported_as_a_channel_layer_error() -> Non
         async def failing_group_add(group: str, channel: str) -> None:
             raise ConnectionError("layer down")
 
-        layer.group_add = failing_group_add  # type: ignore[method-assign]
+        layer.group_add = failing_group_add
         try:
             communicator = WebsocketCommunicator(application, "/ws/room/down/")
             await communicator.connect()
             auth = await communicator.receive_json_from()
             await communicator.disconnect()
         finally:
-            layer.group_add = original  # type: ignore[method-assign]
+            layer.group_add = original
     finally:
         install_hooks(None)
     assert auth["payload"]["status_code"] == 500
