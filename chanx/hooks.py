@@ -22,6 +22,7 @@ import structlog
 
 __all__ = [
     "NOOP_HOOKS",
+    "NOOP_OBSERVATION",
     "UNKNOWN",
     "ConnectionInfo",
     "ConsumerHooks",

@@ -1,0 +1,239 @@
+"""An OpenTelemetry SDK setup for apps that have none, driven by ``OTEL_*`` variables.
+
+Call :func:`setup` once, early (the ASGI module is a good place). It reads the
+standard environment, as the SDK and exporters define it:
+
+- ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``: the resource
+  (a ``service_name`` argument wins over the environment).
+- ``OTEL_TRACES_SAMPLER``, ``OTEL_TRACES_SAMPLER_ARG``: the sampler, unless
+  one is passed.
+- ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` or ``OTEL_EXPORTER_OTLP_PROTOCOL``:
+  ``http/protobuf`` (default) or ``grpc``.
+- ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (used as is) or
+  ``OTEL_EXPORTER_OTLP_ENDPOINT`` (over HTTP, ``/v1/traces`` is appended),
+  headers, timeouts, certificates: read by the exporter itself.
+- ``OTEL_BSP_*``: the batch span processor's delay, queue and batch sizes.
+- ``OTEL_SDK_DISABLED=true``: :func:`setup` does nothing and returns None.
+
+An application that configures the SDK itself (or runs under
+``opentelemetry-instrument``) needs none of this: chanx spans use whatever
+global tracer provider exists.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+from opentelemetry import trace
+from opentelemetry.sdk.environment_variables import (
+    OTEL_EXPORTER_OTLP_PROTOCOL,
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+    OTEL_SDK_DISABLED,
+)
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+
+__all__ = [
+    "PROTOCOLS",
+    "create_tracer_provider",
+    "exporter_from_env",
+    "setup",
+    "shutdown",
+]
+
+_log = structlog.get_logger("chanx.telemetry")
+
+#: The OTLP protocols :func:`exporter_from_env` accepts.
+PROTOCOLS = ("http/protobuf", "grpc")
+
+_lock = threading.Lock()
+_provider: TracerProvider | None = None
+
+
+class _FailsafeExporter(SpanExporter):
+    """Wraps an exporter so a failed export is counted and logged, never raised."""
+
+    def __init__(
+        self, inner: SpanExporter, on_failure: Callable[[], None] | None
+    ) -> None:
+        self._inner = inner
+        self._on_failure = on_failure
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._inner.export(spans)
+        except Exception as exc:
+            self._failed(type(exc).__name__, len(spans))
+            return SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            self._failed("export_failure", len(spans))
+        return result
+
+    def _failed(self, error_type: str, spans: int) -> None:
+        _log.warning(
+            "span_export_failed",
+            error_type=error_type,
+            spans=spans,
+            exporter=type(self._inner).__name__,
+        )
+        if self._on_failure is None:
+            return
+        try:
+            self._on_failure()
+        except Exception:
+            _log.error("export_failure_callback_failed", exc_info=True)
+
+    def shutdown(self, timeout_millis: float | None = None) -> None:
+        # The batch processor passes its remaining time when shutdown takes
+        # one; forward it to exporters that do (gRPC), so exit is not delayed.
+        try:
+            takes_timeout = (
+                "timeout_millis" in inspect.signature(self._inner.shutdown).parameters
+            )
+            if timeout_millis is not None and takes_timeout:
+                self._inner.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
+            else:
+                self._inner.shutdown()
+        except Exception:
+            _log.warning("span_exporter_shutdown_failed", exc_info=True)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        try:
+            return self._inner.force_flush(timeout_millis)
+        except Exception:
+            _log.warning("span_exporter_flush_failed", exc_info=True)
+            return False
+
+
+def exporter_from_env() -> SpanExporter:
+    """An OTLP span exporter for the protocol the environment names.
+
+    ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` wins over
+    ``OTEL_EXPORTER_OTLP_PROTOCOL``; the default is ``http/protobuf``. The
+    exporter reads its endpoint, headers and timeout from the environment.
+
+    Raises:
+        ValueError: The protocol is not one of :data:`PROTOCOLS`.
+        ImportError: The exporter package for the protocol is not installed.
+    """
+    protocol = (
+        os.environ.get(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)
+        or os.environ.get(OTEL_EXPORTER_OTLP_PROTOCOL)
+        or "http/protobuf"
+    ).strip()
+    # Imported here: each exporter pulls in its transport (requests, grpcio).
+    if protocol == "http/protobuf":
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                OTLPSpanExporter as HttpExporter,
+            )
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise _missing("opentelemetry-exporter-otlp-proto-http") from exc
+        return HttpExporter()
+    if protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as GrpcExporter,
+            )
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise _missing("opentelemetry-exporter-otlp-proto-grpc") from exc
+        return GrpcExporter()
+    raise ValueError(
+        f"Unsupported OTLP protocol {protocol!r} in {OTEL_EXPORTER_OTLP_TRACES_PROTOCOL}"
+        f" / {OTEL_EXPORTER_OTLP_PROTOCOL}; accepted values: {', '.join(PROTOCOLS)}"
+    )
+
+
+def _missing(package: str) -> ImportError:
+    return ImportError(f"this OTLP protocol needs the package {package}")
+
+
+def create_tracer_provider(
+    *,
+    service_name: str | None = None,
+    exporter: SpanExporter | None = None,
+    on_export_failure: Callable[[], None] | None = None,
+    **tracer_provider_kwargs: Any,
+) -> TracerProvider:
+    """An SDK tracer provider exporting in batches; not made global.
+
+    Args:
+        service_name: Overrides ``OTEL_SERVICE_NAME`` in the resource.
+        exporter: Default: :func:`exporter_from_env`.
+        on_export_failure: Called (without arguments) after each failed export.
+        **tracer_provider_kwargs: Passed to the SDK ``TracerProvider``
+            (``sampler``, ``resource``, ``span_limits``...). Without a
+            ``sampler`` the SDK reads ``OTEL_TRACES_SAMPLER``.
+    """
+    resource = tracer_provider_kwargs.pop("resource", None) or Resource.create()
+    if service_name:
+        resource = resource.merge(Resource({SERVICE_NAME: service_name}))
+    # The SDK registers provider.shutdown (which flushes) at exit by default.
+    provider = TracerProvider(resource=resource, **tracer_provider_kwargs)
+    failsafe = _FailsafeExporter(exporter or exporter_from_env(), on_export_failure)
+    provider.add_span_processor(BatchSpanProcessor(failsafe))
+    return provider
+
+
+def setup(
+    *,
+    service_name: str | None = None,
+    exporter: SpanExporter | None = None,
+    on_export_failure: Callable[[], None] | None = None,
+    **tracer_provider_kwargs: Any,
+) -> TracerProvider | None:
+    """Create an SDK tracer provider (see :func:`create_tracer_provider`) and
+    make it the global one.
+
+    Safe to call more than once: when a global provider exists already it is
+    left in place (logged as ``tracer_provider_exists``) and returned if it is
+    an SDK provider, else None is returned. Spans are flushed at exit; call
+    :func:`shutdown` to flush earlier.
+
+    Returns:
+        The global SDK provider, or None when ``OTEL_SDK_DISABLED=true`` (then
+        nothing is set up and spans stay no-ops) or another kind of provider
+        is installed.
+    """
+    global _provider
+    if os.environ.get(OTEL_SDK_DISABLED, "").strip().lower() == "true":
+        _log.info("tracing_sdk_disabled")
+        return None
+    with _lock:
+        current = trace.get_tracer_provider()
+        if not isinstance(current, trace.ProxyTracerProvider):
+            _log.info("tracer_provider_exists", provider=type(current).__name__)
+            return current if isinstance(current, TracerProvider) else None
+        provider = create_tracer_provider(
+            service_name=service_name,
+            exporter=exporter,
+            on_export_failure=on_export_failure,
+            **tracer_provider_kwargs,
+        )
+        trace.set_tracer_provider(provider)
+        _provider = provider
+    return provider
+
+
+def shutdown() -> None:
+    """Flush and stop the provider :func:`setup` created (no-op otherwise).
+
+    Its spans are not lost: this is what runs at exit anyway. The global
+    provider stays set (OpenTelemetry allows setting it once) but records
+    nothing more.
+    """
+    global _provider
+    with _lock:
+        provider, _provider = _provider, None
+    if provider is not None:
+        provider.shutdown()

@@ -1,0 +1,359 @@
+"""OpenTelemetry spans for chanx consumers, through the API only.
+
+:class:`TracingHooks` turns each hook call into a span (or a span event)
+named and attributed after the OpenTelemetry messaging conventions, with
+``messaging.system = "chanx"``:
+
+==========================  ========  =====================================
+span                        kind      parent
+==========================  ========  =====================================
+``connect {route}``         SERVER    the ASGI server's span, else the
+                                      handshake's ``traceparent`` header
+``receive {action}``        CONSUMER  the frame's ``traceparent`` (else a root,
+                                      linked to the ``connect`` span)
+``send {group template}``   PRODUCER  the current span (a ``receive`` span,
+                                      a Django request span...)
+``process {action}``        CONSUMER  the ``send`` span; with
+                                      ``PROCESS_SPAN = "link"`` a root linked
+                                      to it
+==========================  ========  =====================================
+
+Frames sent to the client, closes and channel-layer failures are span events
+on the current span. Names are bounded: routes are templates
+(``/ws/room/<room>/``), never raw paths; groups appear only as their
+``GROUP_TEMPLATE`` (``chat_42`` -> ``chat_{id}``), capped at 100 distinct
+templates (then ``other``).
+
+Context travels through the application's global propagator (W3C trace
+context unless configured otherwise). No SDK is imported here: without one
+every span is a no-op, and an SDK set up after Django starts is still used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Mapping, Sequence
+from contextvars import Token
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    Link,
+    Span,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TracerProvider,
+)
+
+from chanx import __version__
+from chanx.hooks import ConnectionInfo, Observation
+from chanx.telemetry.config import TelemetryConfig
+from chanx.telemetry.naming import BoundedNames
+
+__all__ = ["CONNECT_SPAN_KEY", "MULTIPLE_DESTINATIONS", "TracingHooks"]
+
+#: ``ConnectionInfo.state`` key holding the ``connect`` span's ``SpanContext``.
+CONNECT_SPAN_KEY = "trace.connect"
+
+#: The destination template of a publish to groups with different templates.
+MULTIPLE_DESTINATIONS = "multiple"
+
+_SYSTEM = "chanx"
+# An empty context: the parent of spans that must start a new trace whatever
+# is current (a frame without traceparent is a new unit of work).
+_ROOT = Context()
+# Span names are "<operation> <label>" over bounded labels; the caches keep
+# them from being rebuilt per call, and the cap is only a safety net.
+_MAX_NAMES = 1000
+_Headers = Sequence[tuple[bytes, bytes]]
+
+
+class _Names(dict[str, str]):
+    """``names[label]`` -> ``"<operation> <label>"``, built once per label."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__()
+        self._prefix = operation + " "
+
+    def __missing__(self, label: str) -> str:
+        name = self._prefix + label
+        if len(self) < _MAX_NAMES:
+            self[label] = name
+        return name
+
+
+class _HeaderGetter(Getter[_Headers]):
+    """Reads ASGI handshake headers: ``(name, value)`` byte pairs, names lowercase."""
+
+    def get(self, carrier: _Headers, key: str) -> list[str] | None:
+        wanted = key.lower().encode("latin-1")
+        values = [value.decode("latin-1") for name, value in carrier if name == wanted]
+        return values or None
+
+    def keys(self, carrier: _Headers) -> list[str]:
+        return [name.decode("latin-1") for name, _ in carrier]
+
+
+class _StrSetter(Setter[dict[str, str]]):
+    """Writes only text: the carrier crosses the channel layer as msgpack."""
+
+    def set(self, carrier: dict[str, str], key: str, value: str) -> None:
+        if isinstance(value, str):
+            carrier[key] = value
+
+
+_HEADERS = _HeaderGetter()
+_STR_SETTER = _StrSetter()
+
+
+def _detach(token: Token[Context]) -> None:
+    # Finished in another context (ValueError) or reset already (RuntimeError):
+    # that context is not ours to restore. (The API's detach would log these
+    # with a traceback.)
+    with contextlib.suppress(ValueError, RuntimeError):
+        token.var.reset(token)
+
+
+def _mark_error(span: Span, error_type: str | None, exc: BaseException | None) -> None:
+    # No status description: error.type carries the class, the exception
+    # event the message.
+    span.set_status(StatusCode.ERROR)
+    if error_type:
+        span.set_attribute("error.type", error_type)
+    if exc is not None:
+        span.record_exception(exc)
+
+
+class _SpanObservation:
+    """A started span, current until :meth:`finish` ends it (once)."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span, current: Context) -> None:
+        self._span = span
+        self._token: Token[Context] | None = otel_context.attach(current)
+
+    def finish(
+        self,
+        outcome: str,
+        error_type: str | None = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        token, self._token = self._token, None
+        if token is None:
+            return
+        _detach(token)
+        span = self._span
+        self._annotate(span, outcome, error_type)
+        if outcome == "error":
+            _mark_error(span, error_type, exc)
+        span.end()
+
+    def _annotate(self, span: Span, outcome: str, error_type: str | None) -> None:
+        """Add outcome attributes before the span ends (none by default)."""
+
+
+class _ConnectObservation(_SpanObservation):
+    __slots__ = ("_conn",)
+
+    def __init__(self, span: Span, current: Context, conn: ConnectionInfo) -> None:
+        super().__init__(span, current)
+        self._conn = conn
+
+    def _annotate(self, span: Span, outcome: str, error_type: str | None) -> None:
+        if not span.is_recording():
+            return
+        span.set_attribute("chanx.connect.result", outcome)
+        status_code = self._conn.status_code
+        if status_code is not None:
+            span.set_attribute("chanx.auth.status_code", status_code)
+        if outcome == "rejected" and error_type:
+            # An expected authentication outcome: labelled, not an error status.
+            span.set_attribute("error.type", error_type)
+
+
+def _label_key(kind: str) -> str:
+    return "chanx.handler" if kind == "event" else "chanx.action"
+
+
+class TracingHooks:
+    """:class:`~chanx.hooks.ConsumerHooks` that record OpenTelemetry spans.
+
+    Args:
+        config: The telemetry settings (group templates, ``PROCESS_SPAN``).
+        tracer_provider: The provider to use; by default the global one,
+            resolved at each span so one set up later is still picked up.
+
+    Example:
+        >>> from chanx.hooks import install_hooks
+        >>> install_hooks(TracingHooks(telemetry_config()))
+    """
+
+    def __init__(
+        self, config: TelemetryConfig, tracer_provider: TracerProvider | None = None
+    ) -> None:
+        self._tracer = trace.get_tracer(
+            "chanx", __version__, tracer_provider=tracer_provider
+        )
+        self._link_producer = config.process_span == "link"
+        # Raw group names repeat (one per room): cache their templates, and
+        # cap distinct templates in case GROUP_TEMPLATE lets free text through.
+        self._template = functools.lru_cache(maxsize=1024)(config.group_template)
+        self._bounded = BoundedNames(limit=100)
+        self._connect = _Names("connect")
+        self._receive = _Names("receive")
+        self._send = _Names("send")
+        self._process = _Names("process")
+
+    def connection_started(
+        self, conn: ConnectionInfo, scope: Mapping[str, Any]
+    ) -> Observation:
+        """Start ``connect {route}``, current until authentication has an outcome.
+
+        Its parent is the current span (a server span from ASGI
+        instrumentation) or else the handshake's ``traceparent`` header.
+        """
+        parent = otel_context.get_current()
+        if not trace.get_current_span(parent).get_span_context().is_valid:
+            # No server span (ASGI instrumentation would have continued the
+            # header's trace already): continue it here.
+            parent = propagate.extract(scope.get("headers") or (), parent, _HEADERS)
+        span = self._tracer.start_span(
+            self._connect[conn.route],
+            parent,
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.route": conn.route,
+                "chanx.consumer": conn.consumer,
+                "chanx.connection_id": conn.connection_id,
+            },
+        )
+        conn.state[CONNECT_SPAN_KEY] = span.get_span_context()
+        return _ConnectObservation(span, trace.set_span_in_context(span, parent), conn)
+
+    def connection_closed(self, conn: ConnectionInfo, code: int) -> None:
+        """Add a ``connection_closed`` event to the current span."""
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event("connection_closed", {"chanx.close_code": code})
+
+    def message_received(
+        self, conn: ConnectionInfo, action: str, size: int, carrier: Mapping[str, str]
+    ) -> Observation:
+        """Start ``receive {action}``, current while the frame is handled."""
+        parent = propagate.extract(carrier, _ROOT) if carrier else _ROOT
+        connect: SpanContext | None = conn.state.get(CONNECT_SPAN_KEY)
+        links = (Link(connect),) if connect is not None and connect.is_valid else None
+        span = self._tracer.start_span(
+            self._receive[action],
+            parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": _SYSTEM,
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "receive",
+                "chanx.action": action,
+                "chanx.consumer": conn.consumer,
+                "messaging.message.body.size": size,
+                "http.route": conn.route,
+            },
+            links=links,
+        )
+        return _SpanObservation(span, trace.set_span_in_context(span, parent))
+
+    def message_sent(self, conn: ConnectionInfo, action: str, size: int) -> None:
+        """Add a ``message_sent`` event to the current span."""
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(
+                "message_sent",
+                {"chanx.action": action, "messaging.message.body.size": size},
+            )
+
+    def publish(
+        self,
+        conn: ConnectionInfo | None,
+        kind: str,
+        name: str,
+        groups: Sequence[str],
+        carrier: dict[str, str],
+    ) -> Observation:
+        """Start ``send {template}`` under the current span; inject it into ``carrier``."""
+        attributes: dict[str, Any] = {
+            "messaging.system": _SYSTEM,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "chanx.kind": kind,
+            _label_key(kind): name,
+        }
+        template = self._destination(groups)
+        if template is None:
+            span_name = "send"
+        else:
+            span_name = self._send[template]
+            attributes["messaging.destination.template"] = template
+        if len(groups) > 1:
+            attributes["messaging.batch.message_count"] = len(groups)
+        if conn is not None:
+            attributes["chanx.consumer"] = conn.consumer
+        span = self._tracer.start_span(
+            span_name, kind=SpanKind.PRODUCER, attributes=attributes
+        )
+        current = trace.set_span_in_context(span)
+        propagate.inject(carrier, current, _STR_SETTER)
+        return _SpanObservation(span, current)
+
+    def deliver(
+        self, conn: ConnectionInfo, kind: str, name: str, carrier: Mapping[str, str]
+    ) -> Observation:
+        """Start ``process {name}`` for the producer context in ``carrier``."""
+        parent = propagate.extract(carrier, _ROOT) if carrier else _ROOT
+        links = None
+        if self._link_producer:
+            producer = trace.get_current_span(parent).get_span_context()
+            if producer.is_valid:
+                links = (Link(producer),)
+            # A new trace, keeping anything else the carrier held (baggage).
+            parent = trace.set_span_in_context(INVALID_SPAN, parent)
+        span = self._tracer.start_span(
+            self._process[name],
+            parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": _SYSTEM,
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "chanx.kind": kind,
+                "chanx.consumer": conn.consumer,
+                _label_key(kind): name,
+            },
+            links=links,
+        )
+        return _SpanObservation(span, trace.set_span_in_context(span, parent))
+
+    def channel_layer_error(
+        self, conn: ConnectionInfo | None, operation: str, exc: BaseException
+    ) -> None:
+        """Add a ``channel_layer_error`` event to the current span."""
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(
+                "channel_layer_error",
+                {"chanx.operation": operation, "error.type": type(exc).__name__},
+            )
+
+    def _destination(self, groups: Sequence[str]) -> str | None:
+        """The groups' shared template, ``"multiple"``, or None without groups."""
+        if not groups:
+            return None
+        template = self._template(groups[0])
+        for index in range(1, len(groups)):
+            if self._template(groups[index]) != template:
+                return MULTIPLE_DESTINATIONS
+        return self._bounded(template)
