@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: bench-inprocess run test install lint typecheck pytest redis postgres migrate demo-data clean
+.PHONY: bench-inprocess bench-telemetry run test install lint typecheck pytest redis postgres prometheus migrate demo-data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { \
@@ -24,6 +24,9 @@ install: $(STAMP)
 
 redis:
 	bash scripts/ensure-redis.sh
+
+prometheus:
+	bash scripts/ensure-prometheus.sh
 
 postgres:
 	bash scripts/ensure-postgres.sh
@@ -44,10 +47,13 @@ lint: install
 typecheck: install
 	PYTHONPATH=example $(BIN)/mypy chanx tests benchmarks
 
-pytest: install redis postgres
+pytest: install redis postgres prometheus
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+bench-telemetry: install
+	$(BIN)/python benchmarks/echo_telemetry.py
 
 bench-inprocess: install
 	$(BIN)/python benchmarks/echo_inprocess.py

@@ -17,6 +17,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "chat",
+    # Every test runs with telemetry on: it must never change what clients see.
+    "chanx.telemetry",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

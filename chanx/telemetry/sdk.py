@@ -195,6 +195,10 @@ def setup(
     """Create an SDK tracer provider (see :func:`create_tracer_provider`) and
     make it the global one.
 
+    A failed export is logged (``span_export_failed``) and counted: by
+    ``on_export_failure``, by default in
+    ``chanx_telemetry_errors_total{signal="export"}``.
+
     Safe to call more than once: when a global provider exists already it is
     left in place (logged as ``tracer_provider_exists``) and returned if it is
     an SDK provider, else None is returned. Spans are flushed at exit; call
@@ -217,12 +221,22 @@ def setup(
         provider = create_tracer_provider(
             service_name=service_name,
             exporter=exporter,
-            on_export_failure=on_export_failure,
+            on_export_failure=on_export_failure or _count_export_failure,
             **tracer_provider_kwargs,
         )
         trace.set_tracer_provider(provider)
         _provider = provider
     return provider
+
+
+def _count_export_failure() -> None:
+    """Default for :func:`setup`: ``chanx_telemetry_errors_total{signal="export"}``
+    in prometheus_client's global registry, when prometheus_client is installed."""
+    try:
+        from chanx.telemetry.metrics import get_metrics
+    except ImportError:
+        return
+    get_metrics().telemetry_error("export")
 
 
 def shutdown() -> None:

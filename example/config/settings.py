@@ -16,6 +16,15 @@ environment:
 ``REDIS_URL`` / ``CHANNELS_PREFIX``
     Use the Redis channel layer (needed as soon as more than one process
     serves WebSockets); the in-memory layer otherwise.
+``CHANX_LOG_FORMAT``
+    ``json`` (default) or ``console`` for structlog's pretty output.
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (and the other ``OTEL_*`` variables)
+    Export spans over OTLP (see ``config/asgi.py``); no export without it.
+``PROMETHEUS_MULTIPROC_DIR``
+    Set (to an empty, writable directory) when several worker processes
+    serve the app, so ``/metrics`` adds up all workers.
+``METRICS_TOKEN``
+    When set, ``/metrics`` requires ``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+
+from chanx.telemetry.logs import configure_logging, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -58,6 +69,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "chat",
+    # Logs, spans and metrics for every consumer; nothing else to write.
+    "chanx.telemetry",
 ]
 
 MIDDLEWARE = [
@@ -112,7 +125,15 @@ REST_FRAMEWORK = {
     ],
 }
 
-CHANX = {"SEND_COMPLETION": False}
+CHANX = {
+    "SEND_COMPLETION": False,
+    "TELEMETRY": {"METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or None},
+}
+
+# Django's and uvicorn's own log lines go through the same JSON renderer,
+# redaction (uvicorn's access log would print ?token=...) and trace ids.
+LOGGING = logging_config()
+configure_logging()
 
 AUTH_PASSWORD_VALIDATORS: list[dict[str, Any]] = []
 

@@ -14,14 +14,21 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
+from tests.e2e.clients import (
+    AUTH_OK,
+    LOBBY,
+    RECV_TIMEOUT,
+    next_frame,
+    open_ws,
+    send_action,
+)
 from tests.e2e.servers import (
     UvicornServer,
     delete_redis_keys,
@@ -35,15 +42,9 @@ from tests.e2e.servers import (
 
 pytestmark = pytest.mark.e2e
 
-RECV_TIMEOUT = 10.0
 # channels_redis blocks up to 5 s per BZPOPMIN while a consumer waits for
 # messages; staying idle longer than that crosses at least one such read.
 IDLE_SECONDS = 7.0
-LOBBY = "/ws/chat/lobby/"
-AUTH_OK = {
-    "action": "authentication",
-    "payload": {"status_code": 200, "status_text": "OK", "data": {"detail": "OK"}},
-}
 
 
 @dataclass
@@ -106,34 +107,6 @@ def cluster(
             problems.append(f"server {server.name} logged a traceback")
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)
-
-
-def open_ws(server: UvicornServer, path: str, *, token: str | None = None) -> connect:
-    """Connect to ``server`` the way a page served by it would (same Origin)."""
-    query = f"?token={token}" if token is not None else ""
-    return connect(
-        f"{server.ws_url}{path}{query}",
-        origin=Origin(server.http_url),
-        proxy=None,
-        open_timeout=RECV_TIMEOUT,
-        close_timeout=RECV_TIMEOUT,
-    )
-
-
-async def next_frame(ws: ClientConnection) -> dict[str, Any]:
-    """The next JSON frame; fails if none comes within ``RECV_TIMEOUT``."""
-    try:
-        text = await asyncio.wait_for(ws.recv(), RECV_TIMEOUT)
-    except (asyncio.TimeoutError, TimeoutError):
-        raise AssertionError(f"no frame within {RECV_TIMEOUT}s") from None
-    assert isinstance(text, str), f"expected a text frame, got {text!r}"
-    frame = json.loads(text)
-    assert isinstance(frame, dict), f"expected a JSON object, got {text!r}"
-    return frame
-
-
-async def send_action(ws: ClientConnection, action: str, payload: Any = None) -> None:
-    await ws.send(json.dumps({"action": action, "payload": payload}))
 
 
 async def test_room_messages_and_announcements_cross_processes(

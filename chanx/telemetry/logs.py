@@ -1,0 +1,451 @@
+"""Structured logs: JSON lines (or a console view), redacted, with trace ids.
+
+:func:`configure_logging` sets up structlog and the stdlib root logger, so
+chanx's events and stdlib records (Django, uvicorn, OpenTelemetry) share one
+rendering, redaction and the current trace ids; :func:`logging_config` is the
+stdlib half as a Django ``LOGGING`` dict::
+
+    LOGGING = logging_config()  # settings.py
+    configure_logging()
+
+:class:`LogContextHooks` binds ``connection_id``, ``consumer``, ``route``,
+``user_id`` and the ``action``/``handler`` being handled as structlog context
+variables, so every line logged while a connection's code runs carries them,
+the application's own log lines included.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from chanx.hooks import ConnectionInfo, NoopHooks, Observation
+from chanx.telemetry.config import DEFAULTS, TelemetryConfig
+
+__all__ = [
+    "FORMAT_ENV",
+    "REDACTED",
+    "EventProcessor",
+    "LogContextHooks",
+    "add_trace_context",
+    "configure_logging",
+    "logging_config",
+    "make_formatter",
+    "redact",
+]
+
+#: What a hidden value is replaced with.
+REDACTED = "[redacted]"
+
+#: Environment variable read when ``json`` is ``None``: ``json`` or ``console``.
+FORMAT_ENV = "CHANX_LOG_FORMAT"
+
+#: A processor returning an event dict (so more processors can follow).
+EventProcessor = Callable[[WrappedLogger, str, EventDict], EventDict]
+
+# The name of the handler we install: configure_logging replaces only its own.
+_HANDLER = "chanx"
+# Loggers servers give handlers of their own; logging_config routes them
+# through ours, so uvicorn's access lines (path and query) are redacted too.
+_SERVER_LOGGERS = ("django", "django.server", "uvicorn.error", "uvicorn.access")
+# Keys the stdlib bridge puts into the event dict; they are not log data.
+_META_KEYS = frozenset({"_record", "_from_structlog"})
+# Containers nested deeper than this are replaced (guards against cycles).
+_MAX_DEPTH = 12
+# "name=value" (query strings, cookies) and "name: value" (headers, dict
+# reprs); the value is matched only after a secret name, which keeps the scan
+# linear. It may start with a scheme ("Authorization: Bearer xyz").
+_PAIR = r"(?<![\w.\-])(?P<name>[\w.\-]+)[\"']?\s*[:=]\s*"
+_VALUE = (
+    r"\"[^\"]{0,4096}\"|'[^']{0,4096}'"
+    r"|[\"']?(?:(?:bearer|token|basic|jwt)\s+)?[^\s&;,#\"']+"
+)
+# An authorization scheme and its credential. Bearer always; the others only
+# when the credential looks like one (a digit or "=" padding), so prose such
+# as "token refresh" or "basic setup" is left alone.
+_CREDENTIAL = (
+    r"(?P<scheme>\bbearer\s+|\b(?:token|basic|jwt)\s+(?=[\w\-.~+/]*[0-9=]))"
+    r"[\w\-.~+/]+=*"
+)
+
+
+# Redaction ---------------------------------------------------------------------
+
+
+class _Redactor:
+    """Copies an event dict with secret values replaced by :data:`REDACTED`."""
+
+    __slots__ = ("_credential", "_key", "_pair", "_value")
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        words = {k.strip().lower() for k in keys if k.strip()}
+        # "(?!)" never matches, for an empty key list.
+        names = "|".join(re.escape(w) for w in sorted(words)) or "(?!)"
+        self._key = re.compile(names, re.IGNORECASE)
+        self._pair = re.compile(_PAIR)
+        self._value = re.compile(_VALUE, re.IGNORECASE)
+        self._credential = re.compile(_CREDENTIAL, re.IGNORECASE)
+
+    def __call__(
+        self, logger: WrappedLogger, method_name: str, event_dict: EventDict
+    ) -> EventDict:
+        return {key: self._entry(key, value) for key, value in event_dict.items()}
+
+    def _entry(self, key: str, value: Any) -> Any:
+        if key in _META_KEYS:
+            return value
+        return REDACTED if self._secret(key) else self._clean(value, 0)
+
+    def _secret(self, key: Any) -> bool:
+        if isinstance(key, bytes):
+            key = key.decode("latin-1")
+        return isinstance(key, str) and self._key.search(key) is not None
+
+    def _clean(self, value: Any, depth: int) -> Any:
+        if isinstance(value, str):
+            return self._scrub(value)
+        if isinstance(value, (bytes, bytearray)):
+            return self._scrub(bytes(value).decode("latin-1")).encode("latin-1")
+        if not isinstance(value, (Mapping, list, tuple)):
+            return value
+        if depth >= _MAX_DEPTH:
+            return "[too deep]"
+        if isinstance(value, Mapping):
+            return {
+                k: REDACTED if self._secret(k) else self._clean(v, depth + 1)
+                for k, v in value.items()
+            }
+        return self._clean_sequence(value, depth)
+
+    def _clean_sequence(self, value: Sequence[Any], depth: int) -> Any:
+        # A ("authorization", b"Token ...") pair, as in ASGI headers.
+        if len(value) == 2 and self._secret(value[0]):
+            items = [value[0], REDACTED]
+        else:
+            items = [self._clean(item, depth + 1) for item in value]
+        return tuple(items) if isinstance(value, tuple) else items
+
+    def _scrub(self, text: str) -> str:
+        parts: list[str] = []
+        copied = pos = 0
+        # A harmless name's value is scanned on too ("next=/a?token=x").
+        while (pair := self._pair.search(text, pos)) is not None:
+            pos = pair.end()
+            if not self._key.search(pair["name"]):
+                continue
+            value = self._value.match(text, pos)
+            if value is None:
+                continue
+            parts += [text[copied:pos], _hidden(value[0])]
+            copied = pos = value.end()
+        parts.append(text[copied:])
+        return self._credential.sub(rf"\g<scheme>{REDACTED}", "".join(parts))
+
+
+def _hidden(value: str) -> str:
+    # Keep the quotes around a quoted value, so the text still reads right.
+    quote = value[0] if value[0] in "\"'" else ""
+    closing = quote if len(value) > 1 and value.endswith(quote) else ""
+    return f"{quote}{REDACTED}{closing}"
+
+
+def redact(keys: Iterable[str]) -> EventProcessor:
+    """A processor that returns the event dict with secrets hidden.
+
+    A value becomes :data:`REDACTED` when its key contains one of ``keys``
+    (case-insensitive: ``"token"`` matches ``access_token``), in nested dicts,
+    lists and tuples too, as does the value of a ``(name, value)`` pair such
+    as an ASGI header. In text, ``token=...``, ``Cookie: ...`` and the
+    credential after ``Bearer``/``Token``/``Basic``/``JWT`` are hidden. The
+    input is not modified; the regular expressions are compiled once, here.
+
+    Args:
+        keys: Key fragments naming secrets, e.g. ``["token", "password"]``.
+
+    Example:
+        >>> redact(["token"])(None, "info", {"path": "/ws/?token=abc&x=1"})
+        {'path': '/ws/?token=[redacted]&x=1'}
+    """
+    return _Redactor(keys)
+
+
+# Trace context ------------------------------------------------------------------
+
+
+@functools.cache
+def _current_span_getter() -> Callable[[], Any] | None:
+    # Imported on first use: OpenTelemetry is optional for logging.
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return None
+    return trace.get_current_span
+
+
+def add_trace_context(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
+    """Add ``trace_id`` (32 hex) and ``span_id`` (16 hex) of the active span.
+
+    Adds nothing when no valid span is active or OpenTelemetry is not
+    installed, so lines can be joined with their trace in the backend.
+    """
+    get_span = _current_span_getter()
+    if get_span is None:
+        return event_dict
+    try:
+        context = get_span().get_span_context()
+    except Exception:  # logging must go on whatever the tracer does
+        return event_dict
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
+
+
+# Configuration ------------------------------------------------------------------
+
+
+def _wants_json(json: bool | None) -> bool:
+    if json is not None:
+        return json
+    value = os.environ.get(FORMAT_ENV, "json").strip().lower() or "json"
+    if value not in ("json", "console"):
+        raise ValueError(f'{FORMAT_ENV} must be "json" or "console", not {value!r}')
+    return value == "json"
+
+
+def _redact_keys(keys: Iterable[str] | None) -> tuple[str, ...]:
+    if keys is not None:
+        return tuple(keys)
+    from django.conf import settings
+
+    # Not yet configured while settings.py itself runs: use the defaults.
+    if settings.configured:
+        from chanx.telemetry.config import telemetry_config
+
+        return telemetry_config().redact_keys
+    return tuple(DEFAULTS["REDACT_KEYS"])
+
+
+def _level(level: str | int) -> str | int:
+    return level.upper() if isinstance(level, str) else level
+
+
+def _shared_processors(keys: Iterable[str]) -> list[Processor]:
+    # Run for structlog events and, as the pre-chain, for stdlib records.
+    # format_exc_info comes before redact so tracebacks are scrubbed too.
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_context,
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        redact(keys),
+    ]
+
+
+def make_formatter(
+    json: bool | None = None, redact_keys: Iterable[str] | None = None
+) -> structlog.stdlib.ProcessorFormatter:
+    """The stdlib formatter rendering records as chanx logs (a dictConfig ``"()"``).
+
+    Args and errors are those of :func:`configure_logging`.
+    """
+    renderer: Processor
+    if _wants_json(json):
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        # The exception is already text (format_exc_info, then redacted).
+        renderer = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.plain_traceback
+        )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(_redact_keys(redact_keys)),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            renderer,
+        ],
+    )
+
+
+def configure_logging(
+    *,
+    json: bool | None = None,
+    level: str | int = "INFO",
+    redact_keys: Iterable[str] | None = None,
+) -> None:
+    """Send structlog and stdlib logs to stdout, rendered and redacted alike.
+
+    A JSON line holds ``event``, ``level``, ``timestamp`` (ISO 8601, UTC),
+    ``logger``, the bound context, ``trace_id``/``span_id`` inside a span and
+    ``exception`` (the traceback as text). Replaces the root logger's previous
+    chanx handler, keeps other handlers. Loggers are not cached, so calling
+    again applies at once, also to module-level ``get_logger()`` proxies.
+
+    Args:
+        json: JSON lines if true, structlog's console view if false; ``None``
+            reads :data:`FORMAT_ENV` (``json``, the default, or ``console``).
+        level: The least level written (set on the root logger and handler).
+        redact_keys: Secret key fragments; ``None`` takes
+            ``CHANX["TELEMETRY"]["REDACT_KEYS"]`` when Django settings are
+            loaded, else the defaults of :mod:`chanx.telemetry.config`.
+
+    Raises:
+        ValueError: :data:`FORMAT_ENV` is neither ``json`` nor ``console``.
+    """
+    keys = _redact_keys(redact_keys)
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(keys),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        context_class=dict,
+        # Not cached, so reconfiguring (and structlog.testing) takes effect
+        # on loggers that modules created at import.
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.set_name(_HANDLER)
+    # On the handler too: records propagated from a logger with a level of
+    # its own (Django sets "django" to INFO) skip the root logger's level.
+    handler.setLevel(_level(level))
+    handler.setFormatter(make_formatter(json=_wants_json(json), redact_keys=keys))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(_level(level))
+
+
+def logging_config(
+    *, json: bool | None = None, level: str | int = "INFO"
+) -> dict[str, Any]:
+    """A Django ``LOGGING`` dict rendering stdlib records as chanx logs do.
+
+    The root, ``django``, ``django.server``, ``uvicorn.error`` and
+    ``uvicorn.access`` loggers write through :func:`make_formatter` to stdout.
+    Django applies ``LOGGING`` when the ASGI app is imported, after uvicorn
+    set up its logging, so these replace uvicorn's handlers. Call
+    :func:`configure_logging` as well, for structlog.
+
+    Args:
+        json: As for :func:`configure_logging`, resolved when Django applies it.
+        level: The level of every logger and the handler configured here.
+    """
+    level = _level(level)
+    server_logger = {"handlers": [_HANDLER], "level": level, "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {_HANDLER: {"()": f"{__name__}.make_formatter", "json": json}},
+        "handlers": {
+            _HANDLER: {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": _HANDLER,
+                "level": level,
+            }
+        },
+        "root": {"handlers": [_HANDLER], "level": level},
+        "loggers": {name: dict(server_logger) for name in _SERVER_LOGGERS},
+    }
+
+
+# Connection context -------------------------------------------------------------
+
+
+class _Bound:
+    """Undoes its bindings when finished (same task, so same context)."""
+
+    __slots__ = ("_tokens",)
+
+    def __init__(self, **values: Any) -> None:
+        self._tokens = structlog.contextvars.bind_contextvars(**values)
+
+    def finish(
+        self,
+        outcome: str,
+        error_type: str | None = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        tokens, self._tokens = self._tokens, {}
+        try:
+            structlog.contextvars.reset_contextvars(**tokens)
+        except (ValueError, RuntimeError):
+            # Finished in another context: drop the keys rather than leave a
+            # stale action on later lines.
+            structlog.contextvars.unbind_contextvars(*tokens)
+
+
+class _Handshake:
+    """Binds ``user_id`` once the handshake is accepted."""
+
+    __slots__ = ("_conn", "_log_user_id")
+
+    def __init__(self, conn: ConnectionInfo, log_user_id: bool) -> None:
+        self._conn = conn
+        self._log_user_id = log_user_id
+
+    def finish(
+        self,
+        outcome: str,
+        error_type: str | None = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        if outcome == "accepted" and self._log_user_id and self._conn.user_id:
+            structlog.contextvars.bind_contextvars(user_id=self._conn.user_id)
+
+
+class LogContextHooks(NoopHooks):
+    """Consumer hooks that bind log context; they log nothing themselves.
+
+    The connection's ``connection_id``, ``consumer`` and ``route`` (and
+    ``user_id`` after an accepted handshake, if ``config.log_user_id``) stay
+    bound for the rest of the connection's task, which ends with it; each
+    connection runs in its own task, so nothing leaks between connections.
+    (Not unbound in ``connection_closed``: the core logs the close after it.)
+    ``action`` (client frames, group messages) or ``handler`` (events) is
+    bound while that step is handled and restored when it finishes. The
+    other hooks are the inherited no-ops.
+
+    Args:
+        config: The telemetry settings (only ``log_user_id`` is read).
+    """
+
+    def __init__(self, config: TelemetryConfig) -> None:
+        self._log_user_id = config.log_user_id
+
+    def connection_started(
+        self, conn: ConnectionInfo, scope: Mapping[str, Any]
+    ) -> Observation:
+        structlog.contextvars.bind_contextvars(
+            connection_id=conn.connection_id, consumer=conn.consumer, route=conn.route
+        )
+        return _Handshake(conn, self._log_user_id)
+
+    def message_received(
+        self, conn: ConnectionInfo, action: str, size: int, carrier: Mapping[str, str]
+    ) -> Observation:
+        return _Bound(action=action)
+
+    def deliver(
+        self, conn: ConnectionInfo, kind: str, name: str, carrier: Mapping[str, str]
+    ) -> Observation:
+        if kind == "event":
+            return _Bound(handler=name)
+        return _Bound(action=name)
