@@ -39,7 +39,8 @@ def build_hooks(
 
         parts.append(("traces", TracingHooks(config, tracer_provider)))
     if config.metrics:
-        from chanx.telemetry.metrics import MetricsHooks, get_metrics
+        from chanx.telemetry.metric_hooks import MetricsHooks
+        from chanx.telemetry.metrics import get_metrics
 
         metrics = get_metrics(registry)
         metrics.set_build_info()

@@ -19,9 +19,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -29,6 +28,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from chanx.hooks import ConnectionInfo, NoopHooks, Observation
 from chanx.telemetry.config import DEFAULTS, TelemetryConfig
+from chanx.telemetry.redaction import REDACTED, EventProcessor, redact
 
 __all__ = [
     "FORMAT_ENV",
@@ -42,141 +42,14 @@ __all__ = [
     "redact",
 ]
 
-#: What a hidden value is replaced with.
-REDACTED = "[redacted]"
-
 #: Environment variable read when ``json`` is ``None``: ``json`` or ``console``.
 FORMAT_ENV = "CHANX_LOG_FORMAT"
-
-#: A processor returning an event dict (so more processors can follow).
-EventProcessor = Callable[[WrappedLogger, str, EventDict], EventDict]
 
 # The name of the handler we install: configure_logging replaces only its own.
 _HANDLER = "chanx"
 # Loggers servers give handlers of their own; logging_config routes them
 # through ours, so uvicorn's access lines (path and query) are redacted too.
 _SERVER_LOGGERS = ("django", "django.server", "uvicorn.error", "uvicorn.access")
-# Keys the stdlib bridge puts into the event dict; they are not log data.
-_META_KEYS = frozenset({"_record", "_from_structlog"})
-# Containers nested deeper than this are replaced (guards against cycles).
-_MAX_DEPTH = 12
-# "name=value" (query strings, cookies) and "name: value" (headers, dict
-# reprs); the value is matched only after a secret name, which keeps the scan
-# linear. It may start with a scheme ("Authorization: Bearer xyz").
-_PAIR = r"(?<![\w.\-])(?P<name>[\w.\-]+)[\"']?\s*[:=]\s*"
-_VALUE = (
-    r"\"[^\"]{0,4096}\"|'[^']{0,4096}'"
-    r"|[\"']?(?:(?:bearer|token|basic|jwt)\s+)?[^\s&;,#\"']+"
-)
-# An authorization scheme and its credential. Bearer always; the others only
-# when the credential looks like one (a digit or "=" padding), so prose such
-# as "token refresh" or "basic setup" is left alone.
-_CREDENTIAL = (
-    r"(?P<scheme>\bbearer\s+|\b(?:token|basic|jwt)\s+(?=[\w\-.~+/]*[0-9=]))"
-    r"[\w\-.~+/]+=*"
-)
-
-
-# Redaction ---------------------------------------------------------------------
-
-
-class _Redactor:
-    """Copies an event dict with secret values replaced by :data:`REDACTED`."""
-
-    __slots__ = ("_credential", "_key", "_pair", "_value")
-
-    def __init__(self, keys: Iterable[str]) -> None:
-        words = {k.strip().lower() for k in keys if k.strip()}
-        # "(?!)" never matches, for an empty key list.
-        names = "|".join(re.escape(w) for w in sorted(words)) or "(?!)"
-        self._key = re.compile(names, re.IGNORECASE)
-        self._pair = re.compile(_PAIR)
-        self._value = re.compile(_VALUE, re.IGNORECASE)
-        self._credential = re.compile(_CREDENTIAL, re.IGNORECASE)
-
-    def __call__(
-        self, logger: WrappedLogger, method_name: str, event_dict: EventDict
-    ) -> EventDict:
-        return {key: self._entry(key, value) for key, value in event_dict.items()}
-
-    def _entry(self, key: str, value: Any) -> Any:
-        if key in _META_KEYS:
-            return value
-        return REDACTED if self._secret(key) else self._clean(value, 0)
-
-    def _secret(self, key: Any) -> bool:
-        if isinstance(key, bytes):
-            key = key.decode("latin-1")
-        return isinstance(key, str) and self._key.search(key) is not None
-
-    def _clean(self, value: Any, depth: int) -> Any:
-        if isinstance(value, str):
-            return self._scrub(value)
-        if isinstance(value, (bytes, bytearray)):
-            return self._scrub(bytes(value).decode("latin-1")).encode("latin-1")
-        if not isinstance(value, (Mapping, list, tuple)):
-            return value
-        if depth >= _MAX_DEPTH:
-            return "[too deep]"
-        if isinstance(value, Mapping):
-            return {
-                k: REDACTED if self._secret(k) else self._clean(v, depth + 1)
-                for k, v in value.items()
-            }
-        return self._clean_sequence(value, depth)
-
-    def _clean_sequence(self, value: Sequence[Any], depth: int) -> Any:
-        # A ("authorization", b"Token ...") pair, as in ASGI headers.
-        if len(value) == 2 and self._secret(value[0]):
-            items = [value[0], REDACTED]
-        else:
-            items = [self._clean(item, depth + 1) for item in value]
-        return tuple(items) if isinstance(value, tuple) else items
-
-    def _scrub(self, text: str) -> str:
-        parts: list[str] = []
-        copied = pos = 0
-        # A harmless name's value is scanned on too ("next=/a?token=x").
-        while (pair := self._pair.search(text, pos)) is not None:
-            pos = pair.end()
-            if not self._key.search(pair["name"]):
-                continue
-            value = self._value.match(text, pos)
-            if value is None:
-                continue
-            parts += [text[copied:pos], _hidden(value[0])]
-            copied = pos = value.end()
-        parts.append(text[copied:])
-        return self._credential.sub(rf"\g<scheme>{REDACTED}", "".join(parts))
-
-
-def _hidden(value: str) -> str:
-    # Keep the quotes around a quoted value, so the text still reads right.
-    quote = value[0] if value[0] in "\"'" else ""
-    closing = quote if len(value) > 1 and value.endswith(quote) else ""
-    return f"{quote}{REDACTED}{closing}"
-
-
-def redact(keys: Iterable[str]) -> EventProcessor:
-    """A processor that returns the event dict with secrets hidden.
-
-    A value becomes :data:`REDACTED` when its key contains one of ``keys``
-    (case-insensitive: ``"token"`` matches ``access_token``), in nested dicts,
-    lists and tuples too, as does the value of a ``(name, value)`` pair such
-    as an ASGI header. In text, ``token=...``, ``Cookie: ...`` and the
-    credential after ``Bearer``/``Token``/``Basic``/``JWT`` are hidden. The
-    input is not modified; the regular expressions are compiled once, here.
-
-    Args:
-        keys: Key fragments naming secrets, e.g. ``["token", "password"]``.
-
-    Example:
-        >>> redact(["token"])(None, "info", {"path": "/ws/?token=abc&x=1"})
-        {'path': '/ws/?token=[redacted]&x=1'}
-    """
-    return _Redactor(keys)
-
-
 # Trace context ------------------------------------------------------------------
 
 

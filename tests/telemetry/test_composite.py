@@ -10,7 +10,8 @@ from structlog.testing import capture_logs
 from chanx.hooks import ConnectionInfo
 from chanx.telemetry.composite import TelemetryHooks
 from chanx.telemetry.config import TelemetryConfig
-from chanx.telemetry.metrics import MetricsHooks, get_metrics
+from chanx.telemetry.metric_hooks import MetricsHooks
+from chanx.telemetry.metrics import get_metrics
 from chanx.testing import WebsocketCommunicator
 from tests.app.asgi import application
 from tests.app.hooks import RaisingHooks, RecordingHooks

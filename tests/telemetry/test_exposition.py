@@ -246,7 +246,8 @@ import django
 django.setup()
 from chanx.hooks import ConnectionInfo
 from chanx.telemetry.config import TelemetryConfig
-from chanx.telemetry.metrics import MetricsHooks, get_metrics
+from chanx.telemetry.metric_hooks import MetricsHooks
+from chanx.telemetry.metrics import get_metrics
 hooks = MetricsHooks(get_metrics(), TelemetryConfig())
 conn = ConnectionInfo("c", {consumer!r}, "/ws/x/", "/ws/x/")
 hooks.connection_started(conn, {{}}).finish("accepted")

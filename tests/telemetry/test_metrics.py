@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 from chanx.hooks import ConnectionInfo, ConsumerHooks
 from chanx.messages.incoming import PingMessage
 from chanx.telemetry.config import TelemetryConfig
-from chanx.telemetry.metrics import ChanxMetrics, MetricsHooks, get_metrics
+from chanx.telemetry.metric_hooks import MetricsHooks
+from chanx.telemetry.metrics import ChanxMetrics, get_metrics
 from chanx.testing import WebsocketCommunicator
 from tests.app.consumers import RoomConsumer
 from tests.app.helpers import Factory, make_user, open_rejected, open_ws, token_header

@@ -1,0 +1,246 @@
+"""Hook calls -> Prometheus samples, on the metrics of :mod:`chanx.telemetry.metrics`.
+
+Label children are cached per hooks object (``labels()`` takes a lock and
+builds a key per call); durations use ``time.perf_counter``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from prometheus_client.metrics import MetricWrapperBase
+
+from chanx.hooks import ConnectionInfo, Observation
+from chanx.telemetry.config import TelemetryConfig
+from chanx.telemetry.metrics import ChanxMetrics
+
+__all__ = ["MetricsHooks"]
+
+#: The carrier key publish writes for the event delivery lag.
+_SENT_AT = "sent_at"
+#: ``conn.state`` key: this connection was counted in ``connections_active``.
+_ACTIVE = "metrics.active"
+
+_HANDSHAKE_REASONS = frozenset({"401", "403", "404"})
+
+_M = TypeVar("_M", bound=MetricWrapperBase)
+
+
+class _Children(Generic[_M]):
+    """Caches label children: ``labels()`` locks and builds a key on each call."""
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: _M) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], _M] = {}
+
+    def __call__(self, *values: str) -> _M:
+        child = self._children.get(values)
+        if child is None:
+            # A race builds the same child twice; labels() returns one object.
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+
+class _Timed:
+    """An observation that reports its elapsed time to ``done`` on finish."""
+
+    __slots__ = ("_args", "_done", "_start")
+
+    def __init__(self, done: Callable[..., None], *args: Any) -> None:
+        self._done = done
+        self._args = args
+        self._start = time.perf_counter()
+
+    def finish(
+        self,
+        outcome: str,
+        error_type: str | None = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        elapsed = time.perf_counter() - self._start
+        self._done(elapsed, outcome, error_type, *self._args)
+
+
+def _outcome(outcome: str) -> str:
+    return "ok" if outcome == "ok" else "error"
+
+
+def _code_class(code: int) -> str:
+    """``1000`` -> ``"1xxx"``, ``4401`` -> ``"4xxx"``; out of range is clamped."""
+    return f"{min(max(code // 1000, 0), 9)}xxx"
+
+
+def _reject_reason(outcome: str, error_type: str | None) -> str:
+    """The ``reason`` label of a handshake that was not accepted."""
+    if outcome == "rejected" and error_type in _HANDSHAKE_REASONS:
+        return error_type
+    return "error"
+
+
+def _event_lag(carrier: Mapping[str, str]) -> float | None:
+    """Seconds since the producer's ``sent_at``, or ``None`` if absent or garbled."""
+    try:
+        sent_at = float(carrier[_SENT_AT])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not math.isfinite(sent_at):
+        return None
+    # Clocks of producer and consumer hosts may differ slightly.
+    return max(time.time() - sent_at, 0.0)
+
+
+class MetricsHooks:
+    """:class:`chanx.hooks.ConsumerHooks` that record Prometheus metrics.
+
+    Args:
+        metrics: Usually ``get_metrics(registry)``.
+        config: For ``group_template``.
+    """
+
+    def __init__(self, metrics: ChanxMetrics, config: TelemetryConfig) -> None:
+        self.metrics = metrics
+        self.config = config
+        m = metrics
+        self._active = _Children(m.connections_active)
+        self._opened = _Children(m.connections_opened)
+        self._rejected = _Children(m.connections_rejected)
+        self._closed = _Children(m.connections_closed)
+        self._conn_duration = _Children(m.connection_duration)
+        self._connect_duration = _Children(m.connect_duration)
+        self._received = _Children(m.messages_received)
+        self._sent = _Children(m.messages_sent)
+        self._handling = _Children(m.message_handling_duration)
+        self._msg_errors = _Children(m.message_errors)
+        self._size = _Children(m.message_size)
+        self._group_sends = _Children(m.group_sends)
+        self._send_duration = _Children(m.group_send_duration)
+        self._delivered = _Children(m.group_messages_delivered)
+        self._layer_errors = _Children(m.channel_layer_errors)
+        self._events_sent = _Children(m.events_sent)
+        self._events_received = _Children(m.events_received)
+        self._event_handling = _Children(m.event_handling_duration)
+        self._event_lag = _Children(m.event_delivery_lag)
+
+    def group_label(self, group: str) -> str:
+        """The bounded ``group_template`` label of a raw group name."""
+        return self.metrics.group_names(self.config.group_template(group))
+
+    # Connections ---------------------------------------------------------
+
+    def connection_started(
+        self, conn: ConnectionInfo, scope: Mapping[str, Any]
+    ) -> Observation:
+        return _Timed(self._handshake_done, conn)
+
+    def _handshake_done(
+        self, elapsed: float, outcome: str, error_type: str | None, conn: ConnectionInfo
+    ) -> None:
+        consumer = conn.consumer
+        self._connect_duration(consumer).observe(elapsed)
+        if outcome == "accepted":
+            self._opened(consumer).inc()
+            self._active(consumer).inc()
+            conn.state[_ACTIVE] = True
+        else:
+            self._rejected(consumer, _reject_reason(outcome, error_type)).inc()
+
+    def connection_closed(self, conn: ConnectionInfo, code: int) -> None:
+        consumer = conn.consumer
+        # Only connections counted as active are taken off again.
+        if conn.state.pop(_ACTIVE, False):
+            self._active(consumer).dec()
+        self._closed(consumer, _code_class(code)).inc()
+        duration = max(time.monotonic() - conn.opened_at, 0.0)
+        self._conn_duration(consumer).observe(duration)
+
+    # Client frames -------------------------------------------------------
+
+    def message_received(
+        self, conn: ConnectionInfo, action: str, size: int, carrier: Mapping[str, str]
+    ) -> Observation:
+        self._size(conn.consumer, "in").observe(size)
+        return _Timed(self._message_done, conn.consumer, action)
+
+    def _message_done(
+        self,
+        elapsed: float,
+        outcome: str,
+        error_type: str | None,
+        consumer: str,
+        action: str,
+    ) -> None:
+        label = _outcome(outcome)
+        self._received(consumer, action, label).inc()
+        self._handling(consumer, action).observe(elapsed)
+        if label == "error":
+            self._msg_errors(consumer, action, error_type or "handler").inc()
+
+    def message_sent(self, conn: ConnectionInfo, action: str, size: int) -> None:
+        self._sent(conn.consumer, action).inc()
+        self._size(conn.consumer, "out").observe(size)
+
+    # Channel layer -------------------------------------------------------
+
+    def publish(
+        self,
+        conn: ConnectionInfo | None,
+        kind: str,
+        name: str,
+        groups: Sequence[str],
+        carrier: dict[str, str],
+    ) -> Observation:
+        if kind == "event":
+            carrier[_SENT_AT] = repr(time.time())
+        return _Timed(self._publish_done, kind, name, tuple(groups))
+
+    def _publish_done(
+        self,
+        elapsed: float,
+        outcome: str,
+        error_type: str | None,
+        kind: str,
+        name: str,
+        groups: tuple[str, ...],
+    ) -> None:
+        label = _outcome(outcome)
+        for group in groups:
+            self._group_sends(self.group_label(group), label).inc()
+        self._send_duration(kind).observe(elapsed)
+        if label == "error":
+            self._layer_errors("group_send", error_type or "Exception").inc()
+        elif kind == "event":
+            self._events_sent(name).inc()
+
+    def deliver(
+        self, conn: ConnectionInfo, kind: str, name: str, carrier: Mapping[str, str]
+    ) -> Observation:
+        if kind == "event":
+            lag = _event_lag(carrier)
+            if lag is not None:
+                self._event_lag(name).observe(lag)
+        return _Timed(self._deliver_done, conn.consumer, kind, name)
+
+    def _deliver_done(
+        self,
+        elapsed: float,
+        outcome: str,
+        error_type: str | None,
+        consumer: str,
+        kind: str,
+        name: str,
+    ) -> None:
+        if kind == "event":
+            self._events_received(consumer, name, _outcome(outcome)).inc()
+            self._event_handling(consumer, name).observe(elapsed)
+        elif outcome == "ok":
+            self._delivered(consumer).inc()
+
+    def channel_layer_error(
+        self, conn: ConnectionInfo | None, operation: str, exc: BaseException
+    ) -> None:
+        self._layer_errors(operation, type(exc).__name__).inc()
