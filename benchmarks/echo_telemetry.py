@@ -18,7 +18,6 @@ Run: ``make bench-telemetry``. The ratios are what counts.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import statistics
 import sys
@@ -65,15 +64,14 @@ class LoggedEcho(ChanxEcho):
 
 
 def _quiet_logging() -> None:
-    configure_logging(json=True, level="WARNING")
+    configure_logging(json=True, level="WARNING", stream=DEVNULL)
+
+
+DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 
 def _json_logs_to_devnull() -> None:
-    configure_logging(json=True, level="INFO")
-    devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(devnull)
+    configure_logging(json=True, level="INFO", stream=DEVNULL)
 
 
 async def measure(variant: str, provider: TracerProvider) -> float:

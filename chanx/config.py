@@ -33,6 +33,7 @@ class ConsumerConfig:
     log_ignored_actions: frozenset[str]
     codec: Codec
     close_old_connections_interval: float | None
+    log_user_id: bool = True
 
 
 # Keyed by consumer class; an entry is valid while the settings dict it was
@@ -59,6 +60,15 @@ def resolve_config(consumer: type[Any]) -> ConsumerConfig:
         log_ignored_actions=frozenset(values["log_ignored_actions"]),
         codec=Codec(current["MESSAGE_ACTION_KEY"], bool(current["CAMELIZE"])),
         close_old_connections_interval=current["CLOSE_OLD_CONNECTIONS_INTERVAL"],
+        log_user_id=_log_user_id(current["TELEMETRY"]),
     )
     _cache[consumer] = (current, config)
     return config
+
+
+def _log_user_id(telemetry: Any) -> bool:
+    # CHANX["TELEMETRY"]["LOG_USER_ID"] also governs the core's own log line
+    # naming the user (connection_authenticated), not only telemetry context.
+    if isinstance(telemetry, dict):
+        return bool(telemetry.get("LOG_USER_ID", True))
+    return True

@@ -12,8 +12,8 @@ from django.urls import path
 from structlog.testing import capture_logs
 
 from chanx.messages.incoming import PingMessage
-from tests.app.consumers import SECRET, RoomConsumer
-from tests.app.helpers import Factory, open_ws
+from tests.app.consumers import SECRET, RoomConsumer, TokenOnlyConsumer
+from tests.app.helpers import Factory, make_user, open_ws, token_header
 from tests.app.messages import EchoMessage, FailMessage
 
 
@@ -39,6 +39,7 @@ def chanx_router() -> Any:
             path("ignoring/<str:room>/", IgnoringConsumer.as_asgi()),
             path("silent/<str:room>/", SilentConsumer.as_asgi()),
             path("verbose/<str:room>/", VerboseConsumer.as_asgi()),
+            path("token/<str:room>/", TokenOnlyConsumer.as_asgi()),
         ]
     )
 
@@ -157,3 +158,31 @@ async def test_rejected_frames_are_logged_without_their_content(
     assert rejected["error_type"] == "validation"
     assert rejected["errors"] == 1
     assert SECRET not in repr(logs)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_lifecycle_events_and_the_user_id_switch(
+    chanx_communicator_factory: Factory,
+) -> None:
+    _, token = await make_user("logged-user")
+    headers = token_header(token)
+    with capture_logs() as logs:
+        ws = await open_ws(chanx_communicator_factory, "token/lifecycle/", headers)
+        await ws.disconnect()
+    opened, authenticated, closed = (
+        entries(logs, name)
+        for name in (
+            "connection_opened",
+            "connection_authenticated",
+            "connection_closed",
+        )
+    )
+    assert opened[0]["route"] == "token/<room>/"
+    assert authenticated[0]["user_id"]
+    assert closed[0]["code"] == 1000
+    hidden = {"SEND_COMPLETION": True, "TELEMETRY": {"LOG_USER_ID": False}}
+    with override_settings(CHANX=hidden), capture_logs() as logs:
+        ws = await open_ws(chanx_communicator_factory, "token/lifecycle/", headers)
+        await ws.disconnect()
+    assert all("user_id" not in entry for entry in logs)
+    assert entries(logs, "connection_authenticated")

@@ -52,6 +52,7 @@ class HandshakeMixin(ConsumerBase):
         )
         check_channel_layer(self.channel_layer)
         observation = self._hooks.connection_started(self.conn, self.scope)
+        self.logger.info("connection_opened")
         try:
             await self.connect()
         except AcceptConnection:
@@ -141,7 +142,10 @@ class HandshakeMixin(ConsumerBase):
             )
             await self.send_message(AuthenticationMessage(payload=payload))
         if result.is_authenticated:
-            self.logger.info("connection_authenticated", user_id=self.conn.user_id)
+            if self.config.log_user_id:
+                self.logger.info("connection_authenticated", user_id=self.conn.user_id)
+            else:
+                self.logger.info("connection_authenticated")
         else:
             self.logger.info("authentication_failed", status_code=result.status_code)
             await self.close(close_code_for(result.status_code))

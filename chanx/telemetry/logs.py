@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -113,14 +113,17 @@ def _level(level: str | int) -> str | int:
     return level.upper() if isinstance(level, str) else level
 
 
-def _shared_processors(keys: Iterable[str]) -> list[Processor]:
+def _shared_processors(keys: Iterable[str], stdlib: bool = True) -> list[Processor]:
     # Run for structlog events and, as the pre-chain, for stdlib records.
     # format_exc_info comes before redact so tracebacks are scrubbed too.
+    positional: list[Processor] = (
+        [structlog.stdlib.PositionalArgumentsFormatter()] if stdlib else []
+    )
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        structlog.stdlib.PositionalArgumentsFormatter(),
+        *positional,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_trace_context,
         structlog.processors.StackInfoRenderer(),
@@ -136,14 +139,7 @@ def make_formatter(
 
     Args and errors are those of :func:`configure_logging`.
     """
-    renderer: Processor
-    if _wants_json(json):
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        # The exception is already text (format_exc_info, then redacted).
-        renderer = structlog.dev.ConsoleRenderer(
-            exception_formatter=structlog.dev.plain_traceback
-        )
+    renderer = _renderer(json)
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(_redact_keys(redact_keys)),
         processors=[
@@ -153,46 +149,81 @@ def make_formatter(
     )
 
 
+class _NamedWriteLogger(structlog.WriteLogger):
+    """A structlog ``WriteLogger`` that knows its name (for ``logger``)."""
+
+    def __init__(self, name: str, file: TextIO) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+class _LoggerFactory:
+    """Loggers writing to ``stream``, or to the ``sys.stdout`` of the moment."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._stream = stream
+
+    def __call__(self, *args: Any) -> _NamedWriteLogger:
+        name = args[0] if args and isinstance(args[0], str) else "root"
+        return _NamedWriteLogger(name, self._stream or sys.stdout)
+
+
+def _renderer(json: bool | None) -> Processor:
+    if _wants_json(json):
+        return structlog.processors.JSONRenderer()
+    # The exception is already text (format_exc_info, then redacted).
+    return structlog.dev.ConsoleRenderer(
+        exception_formatter=structlog.dev.plain_traceback
+    )
+
+
 def configure_logging(
     *,
     json: bool | None = None,
     level: str | int = "INFO",
     redact_keys: Iterable[str] | None = None,
+    stream: TextIO | None = None,
 ) -> None:
     """Send structlog and stdlib logs to stdout, rendered and redacted alike.
 
     A JSON line holds ``event``, ``level``, ``timestamp`` (ISO 8601, UTC),
     ``logger``, the bound context, ``trace_id``/``span_id`` inside a span and
-    ``exception`` (the traceback as text). Replaces the root logger's previous
-    chanx handler, keeps other handlers. Loggers are not cached, so calling
-    again applies at once, also to module-level ``get_logger()`` proxies.
+    ``exception`` (the traceback as text). structlog events are rendered by
+    structlog itself (no stdlib round trip: a line is on every frame's
+    path); stdlib records go through :func:`make_formatter` on a root
+    handler, replacing the previous chanx handler and keeping others.
+    Loggers are not cached, so calling again applies at once, also to
+    module-level ``get_logger()`` proxies.
 
     Args:
         json: JSON lines if true, structlog's console view if false; ``None``
             reads :data:`FORMAT_ENV` (``json``, the default, or ``console``).
-        level: The least level written (set on the root logger and handler).
+        level: The least level written (structlog, root logger and handler).
         redact_keys: Secret key fragments; ``None`` takes
             ``CHANX["TELEMETRY"]["REDACT_KEYS"]`` when Django settings are
             loaded, else the defaults of :mod:`chanx.telemetry.config`.
+        stream: Where lines go; default: ``sys.stdout`` at the time a logger
+            is created.
 
     Raises:
         ValueError: :data:`FORMAT_ENV` is neither ``json`` nor ``console``.
     """
     keys = _redact_keys(redact_keys)
+    numeric = logging.getLevelName(_level(level)) if isinstance(level, str) else level
     structlog.configure(
         processors=[
-            structlog.stdlib.filter_by_level,
-            *_shared_processors(keys),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            *_shared_processors(keys, stdlib=False),
+            _renderer(json),
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=_LoggerFactory(stream),
+        # Lines below the level cost a no-op method call.
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         context_class=dict,
         # Not cached, so reconfiguring (and structlog.testing) takes effect
         # on loggers that modules created at import.
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.set_name(_HANDLER)
     # On the handler too: records propagated from a logger with a level of
     # its own (Django sets "django" to INFO) skip the root logger's level.

@@ -20,8 +20,25 @@ REDACTED = "[redacted]"
 #: A processor returning an event dict (so more processors can follow).
 EventProcessor = Callable[[WrappedLogger, str, EventDict], EventDict]
 
-# Keys the stdlib bridge puts into the event dict; they are not log data.
-_META_KEYS = frozenset({"_record", "_from_structlog"})
+# Keys the stdlib bridge puts into the event dict, and fields chanx and the
+# chain itself fill with bounded values (names, ids, templates): not scanned,
+# since every frame logs them.
+_META_KEYS = frozenset(
+    {
+        "_record",
+        "_from_structlog",
+        "level",
+        "logger",
+        "timestamp",
+        "trace_id",
+        "span_id",
+        "connection_id",
+        "consumer",
+        "route",
+        "action",
+        "handler",
+    }
+)
 # Containers nested deeper than this are replaced (guards against cycles).
 _MAX_DEPTH = 12
 # "name=value" (query strings, cookies) and "name: value" (headers, dict
@@ -44,7 +61,7 @@ _CREDENTIAL = (
 class _Redactor:
     """Copies an event dict with secret values replaced by :data:`REDACTED`."""
 
-    __slots__ = ("_credential", "_key", "_pair", "_value")
+    __slots__ = ("_credential", "_hint", "_key", "_pair", "_secret_keys", "_value")
 
     def __init__(self, keys: Iterable[str]) -> None:
         words = {k.strip().lower() for k in keys if k.strip()}
@@ -54,6 +71,11 @@ class _Redactor:
         self._pair = re.compile(_PAIR)
         self._value = re.compile(_VALUE, re.IGNORECASE)
         self._credential = re.compile(_CREDENTIAL, re.IGNORECASE)
+        # Most values hold no secret word at all: one search rules them out
+        # before the pair-by-pair scan (a log line is on every frame's path).
+        self._hint = re.compile(f"{names}|bearer|token|basic|jwt", re.IGNORECASE)
+        # Log keys are a small set (field names): remember the verdict.
+        self._secret_keys: dict[str, bool] = {}
 
     def __call__(
         self, logger: WrappedLogger, method_name: str, event_dict: EventDict
@@ -63,7 +85,12 @@ class _Redactor:
     def _entry(self, key: str, value: Any) -> Any:
         if key in _META_KEYS:
             return value
-        return REDACTED if self._secret(key) else self._clean(value, 0)
+        secret = self._secret_keys.get(key)
+        if secret is None:
+            secret = self._secret(key)
+            if len(self._secret_keys) < 4096:
+                self._secret_keys[key] = secret
+        return REDACTED if secret else self._clean(value, 0)
 
     def _secret(self, key: Any) -> bool:
         if isinstance(key, bytes):
@@ -95,6 +122,8 @@ class _Redactor:
         return tuple(items) if isinstance(value, tuple) else items
 
     def _scrub(self, text: str) -> str:
+        if self._hint.search(text) is None:
+            return text
         parts: list[str] = []
         copied = pos = 0
         # A harmless name's value is scanned on too ("next=/a?token=x").
