@@ -160,6 +160,72 @@ async def test_one_trace_spans_client_frame_redis_and_the_other_process(
         assert "lobby" not in text
         assert tcluster.tokens["alice"] not in text
 
+    # The server's JSON log line for that frame joins the trace.
+    def traced_line() -> dict[str, Any] | None:
+        for line in _json_lines(tcluster.a.log_path):
+            if line.get("event") == "message_received" and (
+                line.get("trace_id") == trace_id
+            ):
+                return line
+        return None
+
+    line = wait_until(traced_line, EXPORT_WAIT, "the traced log line on a")
+    assert line["span_id"] == receive.span_id
+    assert (line["action"], line["consumer"], line["route"]) == (
+        "chat",
+        "RoomConsumer",
+        "/ws/chat/<room>/",
+    )
+    assert line["connection_id"]
+    assert line["user_id"]
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    lines = []
+    for text in path.read_text(errors="replace").splitlines():
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            lines.append(value)
+    return lines
+
+
+def test_server_logs_are_json_and_never_hold_a_token(
+    tcluster: TelemetryCluster,
+) -> None:
+    # Clients connect with ?token=...: uvicorn logs that path.
+    for server in (tcluster.a, tcluster.b):
+        text = server.log_path.read_text(errors="replace")
+        for token in tcluster.tokens.values():
+            assert token not in text
+        lines = _json_lines(server.log_path)
+        assert len(lines) == len(text.splitlines()), "a line is not JSON"
+    assert any(
+        "?token=[redacted]" in str(line.get("event"))
+        for line in _json_lines(tcluster.a.log_path)
+    )
+
+
+def test_health_and_readiness_probes(tcluster: TelemetryCluster) -> None:
+    with httpx.Client(base_url=tcluster.a.http_url, timeout=10) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        ready = http.get("/readyz")
+        assert (ready.status_code, ready.json()) == (200, {"status": "ok"})
+    # A process whose Redis is gone stays alive but is not ready.
+    env = {**tcluster.env, "REDIS_URL": f"redis://{HOST}:{free_port()}/0"}
+    server = launch("no-redis", env, tcluster.workdir)
+    try:
+        with httpx.Client(base_url=server.http_url, timeout=10) as http:
+            assert http.get("/healthz").status_code == 200
+            ready = http.get("/readyz")
+    finally:
+        server.stop()
+    assert ready.status_code == 503
+    assert ready.json()["status"] == "unavailable"
+    assert "Traceback" not in ready.text
+
 
 async def _exchange(cluster: TelemetryCluster) -> None:
     """One round of traffic: connect, chat, a bad frame, an announcement, close."""
