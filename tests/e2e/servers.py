@@ -132,6 +132,8 @@ class UvicornServer:
     port: int
     env: dict[str, str]
     log_path: Path
+    #: More uvicorn options, e.g. ``["--workers", "2"]``.
+    extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _log_file: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -162,6 +164,7 @@ class UvicornServer:
                 str(self.port),
                 "--lifespan",
                 "off",
+                *self.extra_args,
             ],
             cwd=EXAMPLE_DIR,
             env=self.env,
@@ -228,7 +231,11 @@ class UvicornServer:
 
 
 def launch(
-    name: str, env: dict[str, str], log_dir: Path, attempts: int = 3
+    name: str,
+    env: dict[str, str],
+    log_dir: Path,
+    attempts: int = 3,
+    extra_args: list[str] | None = None,
 ) -> UvicornServer:
     """Start a server on a free port and wait until it serves.
 
@@ -236,7 +243,9 @@ def launch(
     bind; then a new port is tried.
     """
     for attempt in range(1, attempts + 1):
-        server = UvicornServer(name, free_port(), env, log_dir / f"uvicorn-{name}.log")
+        server = UvicornServer(
+            name, free_port(), env, log_dir / f"uvicorn-{name}.log", extra_args or []
+        )
         server.start()
         try:
             server.wait_ready()
