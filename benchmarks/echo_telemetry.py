@@ -10,6 +10,9 @@ interleaved in one process, medians compared. Variants:
   with an exporter that drops spans), metrics (a fresh registry) and logs
   (structlog JSON lines with the contextvars, redaction and trace-id
   processors, written to /dev/null; the consumer logs each frame in and out);
+- ``no_frame_lines``: all on, but the consumer does not log each frame
+  (``LOG_RECEIVED_MESSAGE``/``LOG_SENT_MESSAGE`` off, as busy deployments
+  often choose; spans and metrics still cover every frame);
 - plain Channels, for reference.
 
 Run: ``make bench-telemetry``. The ratios are what counts.
@@ -89,8 +92,9 @@ async def measure(variant: str, provider: TracerProvider) -> float:
         return await microseconds_per_frame(ChanxEcho)
     _json_logs_to_devnull()
     install(registry=CollectorRegistry(), tracer_provider=provider)
+    consumer = LoggedEcho if variant == "all_on" else ChanxEcho
     try:
-        return await microseconds_per_frame(LoggedEcho)
+        return await microseconds_per_frame(consumer)
     finally:
         install_hooks(None)
 
@@ -98,23 +102,25 @@ async def measure(variant: str, provider: TracerProvider) -> float:
 async def main() -> None:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(DroppingExporter()))
-    variants = ["plain", "off", "disabled", "all_on"]
+    variants = ["plain", "off", "disabled", "all_on", "no_frame_lines"]
     samples: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(ROUNDS):
         for variant in variants:
             samples[variant].append(await measure(variant, provider))
     provider.shutdown()
     _quiet_logging()
-    plain, off, disabled, on = (statistics.median(samples[v]) for v in variants)
+    plain, off, disabled, on, quiet = (statistics.median(samples[v]) for v in variants)
     print(f"rounds={ROUNDS} (medians, interleaved, in process)")
     print(f"plain Channels echo:                 {plain:8.1f} us/frame")
     print(f"chanx, telemetry off (no hooks):     {off:8.1f} us/frame")
     print(f"chanx, telemetry disabled:           {disabled:8.1f} us/frame")
     print(f"chanx, logs+traces+metrics on:       {on:8.1f} us/frame")
+    print(f"all on, no per-frame log lines:      {quiet:8.1f} us/frame")
     print(f"telemetry cost per frame (on - off): {on - off:8.1f} us")
     print(f"throughput disabled / off = {off / disabled:.2f}")
     print(f"throughput all on / off   = {off / on:.2f}")
     print(f"throughput all on / plain Channels = {plain / on:.2f}")
+    print(f"throughput all on, no frame lines / plain Channels = {plain / quiet:.2f}")
 
 
 if __name__ == "__main__":
