@@ -138,7 +138,7 @@ class ChanxWebsocketAuthenticator:
             else self.permission_classes
         )
         if self.queryset is not None:
-            view.queryset = self.queryset  # type: ignore[arg-type]
+            view.queryset = self.queryset  # type: ignore[arg-type,unused-ignore]
         view.lookup_field = self.lookup_field
         view.lookup_url_kwarg = self.lookup_url_kwarg
         # DRF views refuse disallowed methods before any check; allow ours.
