@@ -37,8 +37,10 @@ migrate: install
 demo-data: migrate
 	cd example && ../$(BIN)/python manage.py seed_demo
 
+# Pretty console logs on a laptop; deployments get JSON lines (the default).
 run: demo-data
-	cd example && ../$(BIN)/uvicorn config.asgi:application --host 127.0.0.1 --port $(PORT)
+	cd example && CHANX_LOG_FORMAT=$${CHANX_LOG_FORMAT:-console} \
+	  ../$(BIN)/uvicorn config.asgi:application --host 127.0.0.1 --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check chanx tests example benchmarks
