@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: bench-inprocess bench-telemetry run test install lint typecheck pytest redis postgres prometheus migrate demo-data clean
+.PHONY: bench-inprocess bench-telemetry bench-telemetry-parts run test install lint typecheck pytest redis postgres prometheus migrate demo-data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { \
@@ -56,6 +56,9 @@ test: lint typecheck pytest
 
 bench-telemetry: install
 	$(BIN)/python benchmarks/echo_telemetry.py
+
+bench-telemetry-parts: install
+	$(BIN)/python benchmarks/telemetry_parts.py
 
 bench-inprocess: install
 	$(BIN)/python benchmarks/echo_inprocess.py

@@ -80,17 +80,27 @@ class _Redactor:
     def __call__(
         self, logger: WrappedLogger, method_name: str, event_dict: EventDict
     ) -> EventDict:
-        return {key: self._entry(key, value) for key, value in event_dict.items()}
+        # A plain loop with the common cases first: this runs for every line.
+        hint = self._hint.search
+        out: EventDict = {}
+        for key, value in event_dict.items():
+            if key in _META_KEYS:
+                out[key] = value
+            elif self._secret_key(key):
+                out[key] = REDACTED
+            elif value.__class__ is str:
+                out[key] = value if hint(value) is None else self._scrub(value)
+            else:
+                out[key] = self._clean(value, 0)
+        return out
 
-    def _entry(self, key: str, value: Any) -> Any:
-        if key in _META_KEYS:
-            return value
+    def _secret_key(self, key: str) -> bool:
         secret = self._secret_keys.get(key)
         if secret is None:
             secret = self._secret(key)
             if len(self._secret_keys) < 4096:
                 self._secret_keys[key] = secret
-        return REDACTED if secret else self._clean(value, 0)
+        return secret
 
     def _secret(self, key: Any) -> bool:
         if isinstance(key, bytes):
