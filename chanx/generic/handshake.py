@@ -142,10 +142,8 @@ class HandshakeMixin(ConsumerBase):
             )
             await self.send_message(AuthenticationMessage(payload=payload))
         if result.is_authenticated:
-            if self.config.log_user_id:
-                self.logger.info("connection_authenticated", user_id=self.conn.user_id)
-            else:
-                self.logger.info("connection_authenticated")
+            user = {"user_id": self.conn.user_id} if self.config.log_user_id else {}
+            self.logger.info("connection_authenticated", **user)
         else:
             self.logger.info("authentication_failed", status_code=result.status_code)
             await self.close(close_code_for(result.status_code))
