@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from channels.layers import get_channel_layer
@@ -18,7 +18,11 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from chanx.hooks import get_hooks
 from chanx.telemetry.config import telemetry_config
+
+if TYPE_CHECKING:
+    from chanx.telemetry.metrics import ChanxMetrics
 
 __all__ = ["channel_layer_ready", "healthz", "readiness", "readyz"]
 
@@ -97,6 +101,33 @@ async def readyz(request: HttpRequest) -> HttpResponse:
 async def readiness() -> tuple[int, dict[str, str]]:
     """The ``/readyz`` status code and JSON body (shared with the ASGI app)."""
     ready, reason = await channel_layer_ready(telemetry_config().readyz_timeout)
+    _count_check("ok" if ready else reason)
     if ready:
         return 200, {"status": "ok"}
     return 503, {"status": "unavailable", "reason": reason}
+
+
+def _count_check(outcome: str) -> None:
+    """Count one readiness result in ``chanx_readiness_checks_total``; never raises."""
+    try:
+        metrics = _installed_metrics()
+        if metrics is not None:
+            metrics.readiness_checks.labels(outcome).inc()
+    except Exception:
+        _log.error(
+            "telemetry_hook_failed", signal="metrics", hook="readiness", exc_info=True
+        )
+
+
+def _installed_metrics() -> ChanxMetrics | None:
+    # The registry of the installed hooks' metrics part (``install(registry=...)``),
+    # so the count sits next to the other chanx metrics; none when metrics are off.
+    hooks: Any = get_hooks()
+    hooks = getattr(hooks, "inner", hooks)
+    for signal, part in getattr(hooks, "parts", ()):
+        if signal == "metrics":
+            from chanx.telemetry.metric_hooks import MetricsHooks
+
+            if isinstance(part, MetricsHooks):
+                return part.metrics
+    return None

@@ -74,6 +74,9 @@ class ChanxMetrics:
         self.telemetry_errors = self._counter(
             "chanx_telemetry_errors", "Failures inside chanx telemetry.", ["signal"]
         )
+        self.readiness_checks = self._counter(
+            "chanx_readiness_checks", "/readyz results, by outcome.", ["outcome"]
+        )
 
     def _counter(self, name: str, doc: str, labels: Sequence[str]) -> Counter:
         return Counter(name, doc, labels, registry=self.registry)

@@ -1,0 +1,1 @@
+"""Dashboards as code for chanx (see ``grafana/dashboards.py``)."""
