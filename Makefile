@@ -7,8 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
+PY_DIRS := chanx tests example benchmarks loadtests grafana deploy/prometheus scripts
 
-.PHONY: bench-inprocess bench-telemetry bench-telemetry-parts run test install lint typecheck pytest redis postgres prometheus migrate demo-data clean
+.PHONY: bench bench-profile bench-inprocess bench-telemetry bench-telemetry-parts run test install lint typecheck pytest redis postgres prometheus migrate demo-data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { \
@@ -43,16 +44,24 @@ run: demo-data
 	  ../$(BIN)/uvicorn config.asgi:application --host 127.0.0.1 --port $(PORT)
 
 lint: install
-	$(BIN)/ruff check chanx tests example benchmarks
-	$(BIN)/ruff format --check chanx tests example benchmarks
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 
 typecheck: install
-	PYTHONPATH=example $(BIN)/mypy chanx tests benchmarks
+	PYTHONPATH=example $(BIN)/mypy chanx tests benchmarks loadtests grafana deploy/prometheus
 
 pytest: install redis postgres prometheus
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Live ratios under real uvicorn servers (a few minutes; BENCH_QUICK=1: short).
+bench: install redis
+	$(BIN)/python benchmarks/live.py
+
+# py-spy profile of one live server under echo load (needs `pip install py-spy`).
+bench-profile: install
+	$(BIN)/python benchmarks/profile_live.py $(ARGS)
 
 bench-telemetry: install
 	$(BIN)/python benchmarks/echo_telemetry.py
@@ -62,6 +71,49 @@ bench-telemetry-parts: install
 
 bench-inprocess: install
 	$(BIN)/python benchmarks/echo_inprocess.py
+
+.PHONY: deploy-check
+# Render both kustomize overlays, validate them (kubernetes-validate --strict,
+# Kubernetes 1.29 and 1.33, offline) and run the static manifest checks.
+deploy-check: install
+	set -eo pipefail; for overlay in dev prod; do for version in 1.29.0 1.33.0; do \
+	  $(BIN)/kubectl kustomize deploy/overlays/$$overlay \
+	    | $(BIN)/kubernetes-validate --strict --quiet -k $$version -; \
+	done; done
+	$(BIN)/pytest -q -p no:cacheprovider tests/ops/test_manifests.py tests/ops/test_manifests_pods.py
+
+.PHONY: rules-check dashboards
+
+# Alerting rules: promtool syntax check and unit tests, PrometheusRule up to date.
+rules-check: install prometheus
+	promtool check rules deploy/prometheus/rules.yml
+	promtool test rules deploy/prometheus/tests/*.yml
+	$(BIN)/python deploy/prometheus/generate.py --check
+	$(BIN)/python grafana/dashboards.py --check
+
+# Regenerate deploy/base/prometheusrule.yaml and grafana/dashboards/*.json.
+dashboards: install
+	$(BIN)/python deploy/prometheus/generate.py
+	$(BIN)/python grafana/dashboards.py
+
+# pip-audit over the installed environment. Exit 2 (not a pass) when packages
+# could not be looked up, e.g. the vulnerability service is unreachable.
+.PHONY: audit
+audit: install
+	$(BIN)/python scripts/audit.py
+
+.PHONY: loadtest
+# Locust against the demo (loadtests/README.md): WORKERS=1|2 uvicorn processes
+# behind one Redis, SCENARIO=mixed|ping|chat|broadcast|churn, USERS users for
+# DURATION seconds; reports in loadtests/reports/. Exits non-zero when an SLO
+# gate fails; LOADTEST_ARGS go to locust (e.g. "--max-p99-ms 250").
+WORKERS ?= 1
+USERS ?= 200
+DURATION ?= 60
+SCENARIO ?= mixed
+loadtest: install redis
+	$(BIN)/python -m loadtests.run --workers $(WORKERS) --users $(USERS) \
+	  --duration $(DURATION) --scenario $(SCENARIO) -- $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache example/db.sqlite3

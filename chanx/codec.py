@@ -9,6 +9,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from chanx.errors import ErrorDetail, FrameError, detail
+from chanx.limits import json_too_deep, too_deep_error
 
 __all__ = ["TRACE_CONTEXT_KEYS", "Codec", "pop_trace_context", "utf8_size"]
 
@@ -55,12 +56,20 @@ class Codec:
     Args:
         action_key: The key that carries the message type on the wire.
         camelize: Convert keys to camelCase on the way out and back on the way in.
+        max_depth: Refuse frames nesting arrays/objects deeper than this
+            (checked on the raw text, before parsing); ``None``: no limit.
     """
 
-    __slots__ = ("_action_key", "_camelize", "_decamelize")
+    __slots__ = ("_action_key", "_camelize", "_decamelize", "_max_depth")
 
-    def __init__(self, action_key: str = "action", camelize: bool = False) -> None:
+    def __init__(
+        self,
+        action_key: str = "action",
+        camelize: bool = False,
+        max_depth: int | None = None,
+    ) -> None:
         self._action_key = action_key
+        self._max_depth = max_depth
         self._camelize: _Transform | None = None
         self._decamelize: _Transform | None = None
         if camelize:
@@ -70,8 +79,11 @@ class Codec:
         """Parse a text frame into a dict whose type key is ``action``.
 
         Raises:
-            FrameError: The text is not JSON or not a JSON object.
+            FrameError: The text is not JSON or not a JSON object (kind
+                ``decode``), or is nested too deeply (kind ``too_deep``).
         """
+        if self._max_depth is not None and json_too_deep(text, self._max_depth):
+            raise too_deep_error()
         try:
             data = json.loads(text)
         except (ValueError, RecursionError):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chanx.codec import Codec
+from chanx.limits import NO_LIMITS, FrameLimits, build_limits
 from chanx.settings import chanx_settings
 
 __all__ = ["ConsumerConfig", "resolve_config"]
@@ -18,6 +19,9 @@ FLAGS = {
     "log_received_message": "LOG_RECEIVED_MESSAGE",
     "log_sent_message": "LOG_SENT_MESSAGE",
     "log_ignored_actions": "LOG_IGNORED_ACTIONS",
+    "max_frame_bytes": "MAX_FRAME_BYTES",
+    "max_json_depth": "MAX_JSON_DEPTH",
+    "rate_limit": "RATE_LIMIT",
 }
 
 
@@ -34,6 +38,7 @@ class ConsumerConfig:
     codec: Codec
     close_old_connections_interval: float | None
     log_user_id: bool = True
+    limits: FrameLimits = NO_LIMITS
 
 
 # Keyed by consumer class; an entry is valid while the settings dict it was
@@ -51,6 +56,12 @@ def resolve_config(consumer: type[Any]) -> ConsumerConfig:
     for attr, key in FLAGS.items():
         override = getattr(consumer, attr, None)
         values[attr] = current[key] if override is None else override
+    limits = build_limits(
+        values["max_frame_bytes"],
+        values["max_json_depth"],
+        values["rate_limit"],
+        current["MAX_CONNECTIONS"],
+    )
     config = ConsumerConfig(
         send_completion=bool(values["send_completion"]),
         send_message_immediately=bool(values["send_message_immediately"]),
@@ -58,9 +69,14 @@ def resolve_config(consumer: type[Any]) -> ConsumerConfig:
         log_received_message=bool(values["log_received_message"]),
         log_sent_message=bool(values["log_sent_message"]),
         log_ignored_actions=frozenset(values["log_ignored_actions"]),
-        codec=Codec(current["MESSAGE_ACTION_KEY"], bool(current["CAMELIZE"])),
+        codec=Codec(
+            current["MESSAGE_ACTION_KEY"],
+            bool(current["CAMELIZE"]),
+            limits.max_json_depth,
+        ),
         close_old_connections_interval=current["CLOSE_OLD_CONNECTIONS_INTERVAL"],
         log_user_id=_log_user_id(current["TELEMETRY"]),
+        limits=limits,
     )
     _cache[consumer] = (current, config)
     return config

@@ -31,6 +31,24 @@ DEFAULTS: dict[str, Any] = {
     # Read by chanx.telemetry (see chanx/telemetry/config.py): a dict of
     # switches, or "disabled".
     "TELEMETRY": {},
+    # Limits on client input (chanx/limits.py, docs/security.md); None or 0: off.
+    # 64 KiB holds any chat-sized message; uvicorn's own cap is 16 MiB.
+    "MAX_FRAME_BYTES": 65536,
+    # Real messages nest a handful of levels; json.loads recurses per level.
+    "MAX_JSON_DEPTH": 32,
+    # Frames per second per connection, bucket size, refusals before 4429.
+    "RATE_LIMIT": {"RATE": 20.0, "BURST": 40, "CLOSE_AFTER": 50},
+    # Open connections per process (all consumers); None: unlimited.
+    "MAX_CONNECTIONS": None,
+    # Faults (docs/operations-faults.md). Seconds one channel-layer call
+    # (group_send/group_add/group_discard) may take before it counts as
+    # failed; channels-redis can hang on a half-dead Redis. None: unbounded.
+    "CHANNEL_LAYER_TIMEOUT": 5.0,
+    # Seconds one frame may wait for a client that does not read before the
+    # connection is dropped with 4408; None: wait forever (memory may grow).
+    "SEND_TIMEOUT": 10.0,
+    # Seconds `python -m chanx.serve` lets connections finish on SIGTERM.
+    "DRAIN_TIMEOUT": 30.0,
 }
 
 

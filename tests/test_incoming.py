@@ -69,7 +69,7 @@ async def test_payload_is_coerced_to_the_declared_model(
     ("text", "expected_type", "expected_loc"),
     [
         ('{"action": "echo", "payload": "' + MARK, "json_invalid", []),
-        ("[" * 100_000, "json_invalid", []),
+        ("[" * 1000, "json_too_deep", []),
         (f'["{MARK}"]', "frame_type", []),
         ("42", "frame_type", []),
         ("null", "frame_type", []),

@@ -7,17 +7,31 @@ modules; :mod:`chanx.generic.websocket` puts them together.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import contextlib
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
+import structlog
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.db.models import QuerySet
 
 from chanx.codec import utf8_size
 from chanx.config import ConsumerConfig, resolve_config
 from chanx.db import closer
+from chanx.drain import register, unregister
 from chanx.errors import ErrorDetail
+from chanx.faults import (
+    SEND_TIMEOUT_CLOSE_CODE,
+    ConnectionDropped,
+    receive_from_layer,
+    seconds_setting,
+    within,
+)
 from chanx.hooks import ConnectionInfo, ConsumerHooks, as_safe, get_hooks
 from chanx.messages.base import BaseMessage
 from chanx.messages.outgoing import CompleteMessage, ErrorMessage
@@ -26,6 +40,8 @@ from chanx.schema import UNKNOWN, ConsumerSchema
 __all__ = ["AuthState", "ConsumerBase"]
 
 AuthState = Literal["pending", "ok", "failed"]
+
+_log = structlog.get_logger("chanx.consumer")
 
 
 def resolve_hooks(consumer: type[Any]) -> ConsumerHooks:
@@ -52,6 +68,11 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
     log_received_message: bool | None = None
     log_sent_message: bool | None = None
     log_ignored_actions: Iterable[str] | None = None
+
+    # Input limits (chanx.limits); None means the CHANX setting, 0/False: off.
+    max_frame_bytes: int | None = None
+    max_json_depth: int | None = None
+    rate_limit: Mapping[str, Any] | Literal[False] | None = None
 
     #: Telemetry for this class; None means the installed default.
     hooks: ClassVar[ConsumerHooks | None] = None
@@ -81,6 +102,35 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
         self._auth_state: AuthState = "pending"
         self._joined: list[str] = []
         self._hooks = resolve_hooks(type(self))
+        self._send_timeout = seconds_setting("SEND_TIMEOUT")
+        # Held while a message is handled, so a graceful close waits for it.
+        self._handling = asyncio.Lock()
+        self._closing = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Run the connection: Channels' dispatch loop, fault-tolerant.
+
+        Unlike Channels, a channel-layer receive error does not end the
+        connection (see :func:`chanx.faults.receive_from_layer`), a client
+        that stops reading is dropped (``SEND_TIMEOUT``), and the consumer is
+        registered for graceful shutdown (:mod:`chanx.drain`).
+        """
+        self.scope = scope
+        self.base_send = send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources: list[Callable[[], Any]] = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            sources.append(functools.partial(receive_from_layer, self))
+        register(self)
+        try:
+            await await_many_dispatch(sources, self.dispatch)
+        except StopConsumer:
+            pass
+        except ConnectionDropped as dropped:
+            await self._end_dropped(dropped.code)
+        finally:
+            unregister(self)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Route an ASGI or channel-layer message to its handler method.
@@ -92,7 +142,26 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await closer.maybe_close(self.config.close_old_connections_interval)
-        await handler(message)
+        async with self._handling:
+            if self._closing and message["type"] != "websocket.disconnect":
+                # Draining or dropped: what arrived after the close would
+                # answer into a closed socket. The client reconnects.
+                logger = getattr(self, "logger", _log)  # unset before connect
+                logger.info("message_skipped", reason="closing", type=message["type"])
+                return
+            await handler(message)
+
+    async def close_gracefully(self, code: int) -> None:
+        """Close with ``code`` once the message being handled is finished."""
+        async with self._handling:
+            if not self._closing:
+                self._closing = True
+                await self.close(code)
+
+    def joined_groups(self) -> list[str]:
+        """The channel-layer groups this connection is in (to re-join after an outage)."""
+        extra = self.groups if self._auth_state == "ok" else []
+        return list(dict.fromkeys([*self._joined, *extra]))
 
     async def send_message(self, message: BaseMessage) -> None:
         """Send a message to this connection's client."""
@@ -110,8 +179,13 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.send_message(ErrorMessage(payload=payload))
 
     async def _send_frame(self, data: dict[str, Any], action: str) -> None:
+        if self._closing:
+            # E.g. a background task of the consumer's; uvicorn would raise.
+            logger = getattr(self, "logger", _log)
+            logger.info("frame_not_sent", reason="closing", action=action)
+            return
         text = self.config.codec.encode(data)
-        await self.send(text_data=text)
+        await self._send_text(text)
         self._hooks.message_sent(self.conn, action, utf8_size(text))
         config = self.config
         if config.log_sent_message and action not in config.log_ignored_actions:
@@ -119,6 +193,29 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
         if config.send_message_immediately:
             # Lets the server flush this frame before the handler goes on.
             await asyncio.sleep(0)
+
+    async def _send_text(self, text: str) -> None:
+        # uvicorn waits while the socket's write buffer is full, i.e. while the
+        # client does not read. Unbounded, the connection would linger while
+        # the channel layer drops what no longer fits its per-channel
+        # capacity, unnoticed; a drop (4408) tells the client to resync.
+        try:
+            await within(self.send(text_data=text), self._send_timeout)
+        except TimeoutError:
+            self.logger.warning("slow_client_dropped", timeout=self._send_timeout)
+            raise ConnectionDropped(SEND_TIMEOUT_CLOSE_CODE) from None
+
+    async def _end_dropped(self, code: int) -> None:
+        # The close frame waits for the same full buffer: try briefly, then
+        # end anyway; uvicorn closes the socket once the app returns.
+        if not self._closing:
+            self._closing = True
+            with contextlib.suppress(TimeoutError):
+                await within(self.close(code), 1.0)
+        with contextlib.suppress(StopConsumer):
+            await self.websocket_disconnect(
+                {"type": "websocket.disconnect", "code": code}
+            )
 
     async def _complete(self) -> None:
         if self.config.send_completion:

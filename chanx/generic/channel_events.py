@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from chanx.errors import FrameError
 from chanx.events import ChannelEventPayload, build_event_payload
+from chanx.faults import GroupSendError, layer_failed, layer_timeout, within
 from chanx.generic.base import ConsumerBase, resolve_hooks
 from chanx.messages.base import BaseChannelEvent
 from chanx.schema import UNKNOWN
@@ -74,12 +75,15 @@ class ChannelEventsMixin(ConsumerBase):
             )
         meta: dict[str, str] = {}
         observation = resolve_hooks(cls).publish(None, "event", handler, [group], meta)
+        payload = build_event_payload(event, meta)
         try:
-            await layer.group_send(group, build_event_payload(event, meta))
+            await within(layer.group_send(group, payload), layer_timeout())
         except Exception as exc:
-            observation.finish("error", type(exc).__name__, exc)
-            _log.error(
-                "event_send_failed", handler=handler, error_type=type(exc).__name__
-            )
-            raise
+            error_type = type(exc).__name__
+            observation.finish("error", error_type, exc)
+            _log.error("event_send_failed", handler=handler, error_type=error_type)
+            layer_failed(layer)
+            raise GroupSendError(error_type) from exc
+        # No layer_succeeded() here: this may run on a short-lived loop
+        # (async_to_sync from a script); consumers notice the recovery.
         observation.finish("ok")

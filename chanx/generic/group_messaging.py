@@ -9,6 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from chanx.faults import (
+    GroupSendError,
+    layer_failed,
+    layer_succeeded,
+    layer_timeout,
+    within,
+)
 from chanx.generic.base import ConsumerBase
 from chanx.groups import GroupMessagePayload, build_group_payload, frame_for_recipient
 from chanx.messages.base import BaseGroupMessage
@@ -32,6 +39,12 @@ class GroupMessagingMixin(ConsumerBase):
 
         Each recipient gets ``is_mine`` (same user) and ``is_current`` (this
         connection); with ``exclude_current`` this connection gets nothing.
+
+        Raises:
+            GroupSendError: The channel layer failed or took longer than
+                ``CHANNEL_LAYER_TIMEOUT``. Raised out of ``receive_message``,
+                it becomes an ``error`` frame of type ``group_send_failed``
+                for this client; the connection stays open.
         """
         content = message.model_dump(mode="json", exclude={"is_mine", "is_current"})
         action = str(message.action)
@@ -44,7 +57,11 @@ class GroupMessagingMixin(ConsumerBase):
         *,
         exclude_current: bool = True,
     ) -> None:
-        """Send raw JSON to every member of ``groups`` (default: ``self.groups``)."""
+        """Send raw JSON to every member of ``groups`` (default: ``self.groups``).
+
+        Raises:
+            GroupSendError: As :meth:`send_group_message`.
+        """
         await self._publish(content, "json", UNKNOWN, groups, exclude_current)
 
     async def _publish(
@@ -68,16 +85,23 @@ class GroupMessagingMixin(ConsumerBase):
             from_user_pk=self.conn.user_id,
             meta=meta,
         )
+        layer, timeout = self.channel_layer, layer_timeout()
         try:
             for group in targets:
-                await self.channel_layer.group_send(group, payload)
+                await within(layer.group_send(group, payload), timeout)
         except Exception as exc:
-            observation.finish("error", type(exc).__name__, exc)
+            error_type = type(exc).__name__
+            observation.finish("error", error_type, exc)
             self.logger.error(
-                "group_send_failed", action=action, error_type=type(exc).__name__
+                "group_send_failed",
+                action=action,
+                error_type=error_type,
+                groups=len(targets),
             )
-            raise
+            layer_failed(layer)
+            raise GroupSendError(error_type) from exc
         observation.finish("ok")
+        layer_succeeded(layer)
 
     async def chanx_group_message(self, payload: GroupMessagePayload) -> None:
         """Relay a group message from the channel layer to this client."""

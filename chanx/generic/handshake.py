@@ -15,14 +15,16 @@ import structlog
 from channels.db import aclose_old_connections
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
 
+from chanx.faults import group_add, group_discard
 from chanx.generic.authenticator import (
     AuthenticationResult,
     ChanxWebsocketAuthenticator,
     close_code_for,
 )
 from chanx.generic.base import ConsumerBase
-from chanx.hooks import ConnectionInfo
+from chanx.hooks import ConnectionInfo, Observation
 from chanx.layers import check_channel_layer
+from chanx.limits import CAPACITY_CLOSE_CODE, connection_slots
 from chanx.messages.outgoing import AuthenticationMessage, AuthenticationPayload
 from chanx.routing import route_template
 
@@ -33,6 +35,9 @@ _log = structlog.get_logger("chanx.consumer")
 
 class HandshakeMixin(ConsumerBase):
     """Connection lifecycle of a chanx consumer."""
+
+    #: Whether this connection counts against ``MAX_CONNECTIONS``.
+    _holds_slot = False
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         """Handle the handshake: run :meth:`connect` and report its outcome.
@@ -53,6 +58,10 @@ class HandshakeMixin(ConsumerBase):
         check_channel_layer(self.channel_layer)
         observation = self._hooks.connection_started(self.conn, self.scope)
         self.logger.info("connection_opened")
+        if not connection_slots.acquire(self.config.limits.max_connections):
+            await self._refuse_for_capacity(observation)
+            return
+        self._holds_slot = True
         try:
             await self.connect()
         except AcceptConnection:
@@ -72,6 +81,21 @@ class HandshakeMixin(ConsumerBase):
             observation.finish("accepted")
         else:
             observation.finish("rejected", str(status))
+
+    async def _refuse_for_capacity(self, observation: Observation) -> None:
+        # Accepted first so the client sees the close code, not a bare 403.
+        self.logger.warning("connection_refused", reason="max_connections")
+        self.conn.status_code = 503
+        self._auth_state = "failed"
+        observation.finish("rejected", "503")
+        await self.accept()
+        await self.close(CAPACITY_CLOSE_CODE)
+
+    def _release_slot(self) -> None:
+        """Give back the ``MAX_CONNECTIONS`` slot (once; safe to call again)."""
+        if self._holds_slot:
+            self._holds_slot = False
+            connection_slots.release()
 
     async def connect(self) -> None:
         """Accept, authenticate, join groups, then report the outcome to the client.
@@ -125,7 +149,7 @@ class HandshakeMixin(ConsumerBase):
 
     async def _join(self, group: str) -> None:
         try:
-            await self.channel_layer.group_add(group, self.channel_name)
+            await group_add(self.channel_layer, group, self.channel_name)
         except Exception as exc:
             self._hooks.channel_layer_error(self.conn, "group_add", exc)
             raise
@@ -151,6 +175,7 @@ class HandshakeMixin(ConsumerBase):
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         """Leave groups, run :meth:`disconnect`, report the close and stop."""
         code = int(message.get("code", 1000))
+        self._release_slot()
         await self._leave_groups()
         try:
             await self.disconnect(code)
@@ -171,7 +196,7 @@ class HandshakeMixin(ConsumerBase):
         self._joined = []
         for group in joined:
             try:
-                await self.channel_layer.group_discard(group, self.channel_name)
+                await group_discard(self.channel_layer, group, self.channel_name)
             except Exception as exc:
                 _log.exception("group_discard_failed")
                 conn = getattr(self, "conn", None)

@@ -23,6 +23,7 @@ from chanx.generic.channel_events import ChannelEventsMixin
 from chanx.generic.group_messaging import GroupMessagingMixin
 from chanx.generic.handshake import HandshakeMixin
 from chanx.hooks import Observation
+from chanx.limits import RATE_LIMIT_CLOSE_CODE, RATE_LIMITED
 from chanx.messages.outgoing import ErrorMessage
 from chanx.schema import UNKNOWN, build_schema, is_concrete
 
@@ -107,14 +108,30 @@ class AsyncJsonWebsocketConsumer(
             build_schema(cls.__name__, args) if is_concrete(args) else None
         )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._guard = self.config.limits.guard()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Also when the connection ends without websocket_disconnect (an
+            # exception escaped a handler): a leaked slot would be lost for good.
+            self._release_slot()
+
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         """Pass a text frame to :meth:`receive`; answer a binary one with an error."""
         if self._auth_state == "failed":
             self.logger.warning("frame_ignored", reason="unauthenticated")
             return
+        if self._guard.closing:
+            return  # queued behind a rate-limit close
         text = message.get("text")
         if text is None:
             size = len(message.get("bytes") or b"")
+            if await self._refused(size):
+                return
             observation = self._hooks.message_received(self.conn, UNKNOWN, size, {})
             error = detail(
                 "frame_binary", "Binary frames are not supported; send JSON text"
@@ -132,6 +149,8 @@ class AsyncJsonWebsocketConsumer(
         """Decode, validate and handle one frame; errors go back as error frames."""
         text = text_data or ""
         size = utf8_size(text)
+        if await self._refused(size):
+            return
         try:
             content = self.config.codec.decode(text)
         except FrameError as exc:
@@ -168,6 +187,34 @@ class AsyncJsonWebsocketConsumer(
         raise NotImplementedError(
             f"{type(self).__name__} must implement receive_message()"
         )
+
+    async def _refused(self, size: int) -> bool:
+        """Check a frame of ``size`` bytes against the limits; answer if refused.
+
+        Returns:
+            True if the frame was refused (and must not be decoded).
+        """
+        error = self._guard.admit(size)
+        if error is None:
+            return False
+        observation = self._hooks.message_received(self.conn, UNKNOWN, size, {})
+        if error.kind != RATE_LIMITED:
+            await self._reject_frame(error, observation)
+            return True
+        observation.finish("error", RATE_LIMITED)
+        guard = self._guard
+        if guard.abusive():
+            guard.closing = True
+            self.logger.warning("rate_limit_close", refused=guard.strikes)
+            await self.send_errors(error.errors)
+            await self.close(RATE_LIMIT_CLOSE_CODE)
+            return True
+        if guard.strikes == 1:
+            # One line per flood, not one per frame: a flood must not flood the logs.
+            self.logger.warning("rate_limited")
+        await self.send_errors(error.errors)
+        await self._complete()
+        return True
 
     async def _reject_frame(self, exc: FrameError, observation: Observation) -> None:
         self.logger.info(

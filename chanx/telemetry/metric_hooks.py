@@ -24,7 +24,7 @@ _SENT_AT = "sent_at"
 #: ``conn.state`` key: this connection was counted in ``connections_active``.
 _ACTIVE = "metrics.active"
 
-_HANDSHAKE_REASONS = frozenset({"401", "403", "404"})
+_HANDSHAKE_REASONS = frozenset({"401", "403", "404", "503"})
 
 _M = TypeVar("_M", bound=MetricWrapperBase)
 

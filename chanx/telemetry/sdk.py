@@ -13,6 +13,13 @@ standard environment, as the SDK and exporters define it:
   ``OTEL_EXPORTER_OTLP_ENDPOINT`` (over HTTP, ``/v1/traces`` is appended),
   headers, timeouts, certificates: read by the exporter itself.
 - ``OTEL_BSP_*``: the batch span processor's delay, queue and batch sizes.
+  The queue is bounded (``OTEL_BSP_MAX_QUEUE_SIZE``, default 2048 spans): a
+  span ended while it is full is dropped and counted in
+  ``chanx_telemetry_errors_total{signal="dropped"}``, so a slow or dead
+  collector costs spans, never memory or message latency.
+- ``OTEL_EXPORTER_OTLP_TIMEOUT``: seconds one export may take (exporter's own).
+- ``CHANX_TELEMETRY_SHUTDOWN_TIMEOUT``: seconds :func:`shutdown` (and the
+  flush at exit) may spend exporting what is queued; default 5.
 - ``OTEL_SDK_DISABLED=true``: :func:`setup` does nothing and returns None.
 
 An application that configures the SDK itself (or runs under
@@ -23,6 +30,7 @@ global tracer provider exists.
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -43,8 +51,12 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
+from chanx.drain import on_shutdown
+
 __all__ = [
+    "DEFAULT_SHUTDOWN_TIMEOUT",
     "PROTOCOLS",
+    "BoundedSpanProcessor",
     "create_tracer_provider",
     "exporter_from_env",
     "setup",
@@ -55,6 +67,11 @@ _log = structlog.get_logger("chanx.telemetry")
 
 #: The OTLP protocols :func:`exporter_from_env` accepts.
 PROTOCOLS = ("http/protobuf", "grpc")
+
+#: Seconds :func:`shutdown` may take when neither argument nor environment says.
+DEFAULT_SHUTDOWN_TIMEOUT = 5.0
+#: Environment variable overriding :data:`DEFAULT_SHUTDOWN_TIMEOUT`.
+SHUTDOWN_TIMEOUT_ENV = "CHANX_TELEMETRY_SHUTDOWN_TIMEOUT"
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
@@ -115,6 +132,70 @@ class _FailsafeExporter(SpanExporter):
             return False
 
 
+class BoundedSpanProcessor(BatchSpanProcessor):
+    """The SDK's batch processor, counting the spans its full queue drops and
+    giving up on shutdown after ``shutdown_timeout`` seconds.
+
+    The SDK drops a span ended while ``max_queue_size`` spans wait (a
+    collector that is slow or down) with one log line and no count; this
+    counts each one through ``on_drop``. Its ``shutdown()`` waits up to 30 s
+    whatever the exporter does; this one waits ``shutdown_timeout``.
+    """
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        on_drop: Callable[[], None] | None = None,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(exporter, **kwargs)
+        self._on_drop = on_drop
+        self.shutdown_timeout = shutdown_timeout
+        # The SDK keeps the queue in its (private) BatchProcessor.
+        inner = self._batch_processor
+        self.max_queue_size: int = inner._max_queue_size
+
+    def on_end(self, span: ReadableSpan) -> None:
+        sampled = span.context is not None and span.context.trace_flags.sampled
+        if sampled and len(self._batch_processor._queue) >= self.max_queue_size:
+            self._dropped()
+        super().on_end(span)
+
+    def _dropped(self) -> None:
+        if self._on_drop is None:
+            return
+        try:
+            self._on_drop()
+        except Exception:
+            _log.error("span_drop_callback_failed", exc_info=True)
+
+    def shutdown(self) -> None:
+        millis = math.ceil(self.shutdown_timeout * 1000)
+        self._batch_processor.shutdown(timeout_millis=millis)
+
+
+def shutdown_timeout_from_env() -> float:
+    """``CHANX_TELEMETRY_SHUTDOWN_TIMEOUT`` in seconds (default 5).
+
+    Raises:
+        ValueError: Not a positive number.
+    """
+    raw = os.environ.get(SHUTDOWN_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_SHUTDOWN_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or math.isinf(value):
+        raise ValueError(
+            f"{SHUTDOWN_TIMEOUT_ENV}={raw!r} is not a positive number of seconds"
+        )
+    return value
+
+
 def exporter_from_env() -> SpanExporter:
     """An OTLP span exporter for the protocol the environment names.
 
@@ -163,6 +244,8 @@ def create_tracer_provider(
     service_name: str | None = None,
     exporter: SpanExporter | None = None,
     on_export_failure: Callable[[], None] | None = None,
+    on_span_dropped: Callable[[], None] | None = None,
+    shutdown_timeout: float | None = None,
     **tracer_provider_kwargs: Any,
 ) -> TracerProvider:
     """An SDK tracer provider exporting in batches; not made global.
@@ -171,6 +254,10 @@ def create_tracer_provider(
         service_name: Overrides ``OTEL_SERVICE_NAME`` in the resource.
         exporter: Default: :func:`exporter_from_env`.
         on_export_failure: Called (without arguments) after each failed export.
+        on_span_dropped: Called (without arguments) for each span dropped
+            because the queue (``OTEL_BSP_MAX_QUEUE_SIZE``) was full.
+        shutdown_timeout: Seconds ``provider.shutdown()`` may take; default
+            ``CHANX_TELEMETRY_SHUTDOWN_TIMEOUT`` or 5.
         **tracer_provider_kwargs: Passed to the SDK ``TracerProvider``
             (``sampler``, ``resource``, ``span_limits``...). Without a
             ``sampler`` the SDK reads ``OTEL_TRACES_SAMPLER``.
@@ -181,7 +268,12 @@ def create_tracer_provider(
     # The SDK registers provider.shutdown (which flushes) at exit by default.
     provider = TracerProvider(resource=resource, **tracer_provider_kwargs)
     failsafe = _FailsafeExporter(exporter or exporter_from_env(), on_export_failure)
-    provider.add_span_processor(BatchSpanProcessor(failsafe))
+    if shutdown_timeout is None:
+        shutdown_timeout = shutdown_timeout_from_env()
+    processor = BoundedSpanProcessor(
+        failsafe, on_drop=on_span_dropped, shutdown_timeout=shutdown_timeout
+    )
+    provider.add_span_processor(processor)
     return provider
 
 
@@ -190,6 +282,8 @@ def setup(
     service_name: str | None = None,
     exporter: SpanExporter | None = None,
     on_export_failure: Callable[[], None] | None = None,
+    on_span_dropped: Callable[[], None] | None = None,
+    shutdown_timeout: float | None = None,
     **tracer_provider_kwargs: Any,
 ) -> TracerProvider | None:
     """Create an SDK tracer provider (see :func:`create_tracer_provider`) and
@@ -197,7 +291,11 @@ def setup(
 
     A failed export is logged (``span_export_failed``) and counted: by
     ``on_export_failure``, by default in
-    ``chanx_telemetry_errors_total{signal="export"}``.
+    ``chanx_telemetry_errors_total{signal="export"}``. A span dropped because
+    the queue is full is counted by ``on_span_dropped``, by default in
+    ``chanx_telemetry_errors_total{signal="dropped"}``. The provider is
+    flushed by :func:`shutdown`, which ``python -m chanx.serve`` calls after
+    draining connections, within ``shutdown_timeout`` seconds.
 
     Safe to call more than once: when a global provider exists already it is
     left in place (logged as ``tracer_provider_exists``) and returned if it is
@@ -222,10 +320,13 @@ def setup(
             service_name=service_name,
             exporter=exporter,
             on_export_failure=on_export_failure or _count_export_failure,
+            on_span_dropped=on_span_dropped or _count_dropped_span,
+            shutdown_timeout=shutdown_timeout,
             **tracer_provider_kwargs,
         )
         trace.set_tracer_provider(provider)
         _provider = provider
+    on_shutdown(shutdown)
     return provider
 
 
@@ -239,15 +340,40 @@ def _count_export_failure() -> None:
     get_metrics().telemetry_error("export")
 
 
-def shutdown() -> None:
+def _count_dropped_span() -> None:
+    """Default for :func:`setup`: ``chanx_telemetry_errors_total{signal="dropped"}``."""
+    try:
+        from chanx.telemetry.metrics import get_metrics
+    except ImportError:
+        return
+    get_metrics().telemetry_error("dropped")
+
+
+def shutdown(timeout: float | None = None) -> None:
     """Flush and stop the provider :func:`setup` created (no-op otherwise).
 
     Its spans are not lost: this is what runs at exit anyway. The global
     provider stays set (OpenTelemetry allows setting it once) but records
     nothing more.
+
+    Args:
+        timeout: Seconds the flush may take (a dead collector does not hold
+            up exit longer); default: the provider's ``shutdown_timeout``.
+            Spans still queued then are dropped.
     """
     global _provider
     with _lock:
         provider, _provider = _provider, None
-    if provider is not None:
-        provider.shutdown()
+    if provider is None:
+        return
+    if timeout is not None:
+        for processor in _bounded_processors(provider):
+            processor.shutdown_timeout = min(processor.shutdown_timeout, timeout)
+    provider.shutdown()
+
+
+def _bounded_processors(provider: TracerProvider) -> list[BoundedSpanProcessor]:
+    # The SDK keeps its processors in a private multi-processor.
+    multi = getattr(provider, "_active_span_processor", None)
+    processors = getattr(multi, "_span_processors", ())
+    return [p for p in processors if isinstance(p, BoundedSpanProcessor)]

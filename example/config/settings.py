@@ -16,6 +16,8 @@ environment:
 ``REDIS_URL`` / ``CHANNELS_PREFIX``
     Use the Redis channel layer (needed as soon as more than one process
     serves WebSockets); the in-memory layer otherwise.
+``REDIS_MAX_CONNECTIONS``
+    Connections per Redis pool (default 2000; redis-py 8's own cap is 100).
 ``CHANX_LOG_FORMAT``
     ``json`` (default) or ``console`` for structlog's pretty output.
 ``OTEL_EXPORTER_OTLP_ENDPOINT`` (and the other ``OTEL_*`` variables)
@@ -108,7 +110,19 @@ if os.environ.get("REDIS_URL"):
                 # can then stay stuck in the read, leaking the task and its
                 # connection and hanging shutdown. No timeout is redis-py < 8's
                 # behaviour. A socket_timeout in REDIS_URL's query string wins.
-                "hosts": [{"address": os.environ["REDIS_URL"], "socket_timeout": None}],
+                # redis-py 8 also caps a pool at 100 connections and raises
+                # MaxConnectionsError beyond: every consumer's group_add/discard
+                # takes one, so a mass disconnect of a few hundred sockets hits
+                # it. Connections are short-lived; allow far more.
+                "hosts": [
+                    {
+                        "address": os.environ["REDIS_URL"],
+                        "socket_timeout": None,
+                        "max_connections": int(
+                            os.environ.get("REDIS_MAX_CONNECTIONS", "2000")
+                        ),
+                    }
+                ],
                 "prefix": os.environ.get("CHANNELS_PREFIX", "asgi"),
             },
         }

@@ -211,7 +211,13 @@ async def test_failed_handshake_reports_drf_status_then_closes(
 
 @pytest.mark.parametrize(
     "origin",
-    [pytest.param("http://evil.example", id="foreign"), pytest.param(None, id="none")],
+    [
+        pytest.param("http://evil.example", id="foreign"),
+        pytest.param(None, id="none"),
+        # An allowed host as a prefix of another host, and a sandboxed page.
+        pytest.param("http://127.0.0.1.evil.example", id="lookalike"),
+        pytest.param("null", id="null-origin"),
+    ],
 )
 async def test_handshake_without_allowed_origin_is_refused(
     cluster: Cluster, origin: str | None

@@ -345,8 +345,10 @@ async def test_full_channel_on_group_send_is_a_layer_error(
     assert value("chanx_channel_layer_errors_total", **errors) == 1
     sends = {"group_template": "room_{id}", "outcome": "error"}
     assert value("chanx_group_sends_total", **sends) == 1
-    handler = {**ROOM, "action": "broadcast", "error_type": "handler"}
-    assert value("chanx_message_errors_total", **handler) == 1
+    # The sender is told its group send failed (chanx.faults.GroupSendError).
+    assert error["payload"][0]["type"] == "group_send_failed"
+    failed = {**ROOM, "action": "broadcast", "error_type": "group_send_failed"}
+    assert value("chanx_message_errors_total", **failed) == 1
 
 
 @pytest.mark.usefixtures("hooks")

@@ -1,0 +1,120 @@
+"""Run an ASGI app under uvicorn with a graceful, draining shutdown.
+
+Usage (every uvicorn option works; one more is added)::
+
+    python -m chanx.serve config.asgi:application --host 0.0.0.0 --port 8000 \\
+        --drain-timeout 30
+
+On the first SIGTERM (or SIGINT) the server:
+
+1. stops accepting connections (the listening sockets close);
+2. asks every chanx connection to finish the message it is handling and
+   close with 1001 "going away" (:func:`chanx.drain.drain`), waiting up to
+   the drain timeout;
+3. lets uvicorn close what is left (1012) and finish HTTP requests;
+4. runs the :func:`chanx.drain.on_shutdown` callbacks: the telemetry SDK
+   flushes its spans (``CHANX_TELEMETRY_SHUTDOWN_TIMEOUT``, default 5 s).
+
+Plain uvicorn closes WebSockets with 1012 at once, mid-message, and ends the
+process by re-raising the signal, which skips ``atexit`` span flushing.
+
+The drain timeout is ``--drain-timeout``, else ``CHANX_DRAIN_TIMEOUT`` in
+the environment, else ``CHANX["DRAIN_TIMEOUT"]`` (default 30 seconds). Keep
+it below the orchestrator's grace period (Kubernetes'
+``terminationGracePeriodSeconds``, 30 by default) minus the flush timeout.
+uvicorn is only imported here (the ``demo`` extra installs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import socket
+import sys
+from collections.abc import Sequence
+
+import structlog
+from django.conf import settings
+from uvicorn.server import Server
+
+from chanx.drain import drain, run_shutdown_callbacks
+from chanx.faults import seconds_setting
+
+__all__ = ["DRAIN_TIMEOUT_ENV", "DrainingServer", "drain_timeout", "main"]
+
+_log = structlog.get_logger("chanx.serve")
+
+#: Environment variable for the drain timeout (seconds).
+DRAIN_TIMEOUT_ENV = "CHANX_DRAIN_TIMEOUT"
+DEFAULT_DRAIN_TIMEOUT = 30.0
+# uvicorn waits forever for leftover tasks unless told otherwise; after the
+# drain, what is left gets this long.
+_LEFTOVER_TIMEOUT = 5
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def drain_timeout() -> float:
+    """Seconds to drain: ``CHANX_DRAIN_TIMEOUT``, else ``CHANX["DRAIN_TIMEOUT"]``.
+
+    Raises:
+        ValueError: The environment variable is not a positive number.
+    """
+    raw = os.environ.get(DRAIN_TIMEOUT_ENV, "").strip()
+    if raw:
+        return _positive(raw)
+    if not settings.configured:
+        return DEFAULT_DRAIN_TIMEOUT
+    value = seconds_setting("DRAIN_TIMEOUT")
+    return DEFAULT_DRAIN_TIMEOUT if value is None else value
+
+
+class DrainingServer(Server):
+    """A uvicorn ``Server`` that drains chanx connections before it stops."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop accepting, drain, let uvicorn finish, then flush telemetry."""
+        # Closed first, so no new connection starts while the others drain.
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        timeout = drain_timeout()
+        await drain(timeout)
+        await super().shutdown(sockets=sockets)
+        # Blocking exports run in a thread; the loop is idle by now anyway.
+        await asyncio.to_thread(run_shutdown_callbacks, timeout)
+        _log.info("server_stopped")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m chanx.serve APP [uvicorn options] [--drain-timeout SECONDS]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--drain-timeout", type=_positive, default=None)
+    known, rest = parser.parse_known_args(args)
+    if known.drain_timeout is not None:
+        # The environment also reaches worker processes (--workers).
+        os.environ[DRAIN_TIMEOUT_ENV] = str(known.drain_timeout)
+    if "--timeout-graceful-shutdown" not in rest:
+        rest += ["--timeout-graceful-shutdown", str(_LEFTOVER_TIMEOUT)]
+    # uvicorn's CLI builds uvicorn.server.Server by name; swapping that name
+    # keeps every uvicorn option and its config file handling as they are.
+    # (``uvicorn.main`` the attribute is the click command, not the module.)
+    cli = importlib.import_module("uvicorn.main")
+    setattr(cli, "Server", DrainingServer)  # noqa: B010
+    cli.main.main(args=rest, prog_name="python -m chanx.serve")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
