@@ -33,6 +33,7 @@ from chanx.errors import FrameError, detail
 from chanx.settings import chanx_settings
 
 __all__ = [
+    "CLIENT_GONE_CODE",
     "GROUP_SEND_FAILED",
     "SEND_TIMEOUT_CLOSE_CODE",
     "ConnectionDropped",
@@ -52,6 +53,8 @@ T = TypeVar("T")
 
 #: Close code for a client that did not read within ``SEND_TIMEOUT`` (4000 + 408).
 SEND_TIMEOUT_CLOSE_CODE = 4408
+#: The code reported for a client that vanished mid-send (no close frame came).
+CLIENT_GONE_CODE = 1006
 #: The error type a sender sees when its group send failed.
 GROUP_SEND_FAILED = "group_send_failed"
 # Backoff between probes of a layer that failed (seconds).

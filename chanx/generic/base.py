@@ -26,6 +26,7 @@ from chanx.db import closer
 from chanx.drain import register, unregister
 from chanx.errors import ErrorDetail
 from chanx.faults import (
+    CLIENT_GONE_CODE,
     SEND_TIMEOUT_CLOSE_CODE,
     ConnectionDropped,
     receive_from_layer,
@@ -204,14 +205,20 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
         except TimeoutError:
             self.logger.warning("slow_client_dropped", timeout=self._send_timeout)
             raise ConnectionDropped(SEND_TIMEOUT_CLOSE_CODE) from None
+        except OSError:
+            # The client left while we were answering (uvicorn raises
+            # ClientDisconnected): its disconnect is news, not a handler bug.
+            self.logger.info("client_gone")
+            raise ConnectionDropped(CLIENT_GONE_CODE) from None
 
     async def _end_dropped(self, code: int) -> None:
         # The close frame waits for the same full buffer: try briefly, then
         # end anyway; uvicorn closes the socket once the app returns.
         if not self._closing:
             self._closing = True
-            with contextlib.suppress(TimeoutError):
-                await within(self.close(code), 1.0)
+            if code != CLIENT_GONE_CODE:
+                with contextlib.suppress(TimeoutError, OSError):
+                    await within(self.close(code), 1.0)
         with contextlib.suppress(StopConsumer):
             await self.websocket_disconnect(
                 {"type": "websocket.disconnect", "code": code}
