@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chanx.faults import GroupSendError
 from chat.consumers.room import ANNOUNCEMENTS_GROUP, RoomConsumer
 from chat.messages.events import NotifyEvent
 from chat.serializers import AnnouncementSerializer
@@ -33,13 +34,16 @@ class AnnounceView(APIView):
         serializer = AnnouncementSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        RoomConsumer.send_channel_event(
-            ANNOUNCEMENTS_GROUP,
-            NotifyEvent(
-                payload=NotifyEvent.Payload(
-                    content=data["content"], level=data["level"]
-                )
-            ),
+        event = NotifyEvent(
+            payload=NotifyEvent.Payload(content=data["content"], level=data["level"])
         )
+        try:
+            RoomConsumer.send_channel_event(ANNOUNCEMENTS_GROUP, event)
+        except GroupSendError:
+            # The channel layer is down or too slow (already logged and
+            # counted by chanx): tell the caller to retry, not that we broke.
+            return Response(
+                {"status": "unavailable", "detail": "try again later"}, status=503
+            )
         logger.info("announcement_sent", user_id=request.user.pk, level=data["level"])
         return Response({"status": "sent"})

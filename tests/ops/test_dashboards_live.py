@@ -112,7 +112,8 @@ async def drive_traffic(ops: OpsCluster) -> None:
             await asyncio.wait_for(refused.recv(), RECV_TIMEOUT)
     # The broken pod's group send fails inside the channel layer.
     failed = await announce(ops.broken, token)
-    assert failed.status_code == 500
+    assert failed.status_code == 503
+    assert failed.json() == {"status": "unavailable", "detail": "try again later"}
     assert b"Traceback" not in failed.content
     assert await probe(ops.healthy) == 200
     assert await probe(ops.broken) == 503
