@@ -29,6 +29,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from chanx.hooks import ConnectionInfo, NoopHooks, Observation
 from chanx.telemetry.config import DEFAULTS, TelemetryConfig
 from chanx.telemetry.redaction import REDACTED, EventProcessor, redact
+from chanx.telemetry.rendering import IsoTimestamp, json_renderer
 
 __all__ = [
     "FORMAT_ENV",
@@ -50,6 +51,8 @@ _HANDLER = "chanx"
 # Loggers servers give handlers of their own; logging_config routes them
 # through ours, so uvicorn's access lines (path and query) are redacted too.
 _SERVER_LOGGERS = ("django", "django.server", "uvicorn.error", "uvicorn.access")
+# Logger names are module constants; the cap only guards against odd callers.
+_MAX_SHARED_LOGGERS = 256
 # Trace context ------------------------------------------------------------------
 
 
@@ -124,7 +127,7 @@ def _shared_processors(keys: Iterable[str], stdlib: bool = True) -> list[Process
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         *positional,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        IsoTimestamp(),
         add_trace_context,
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
@@ -158,19 +161,34 @@ class _NamedWriteLogger(structlog.WriteLogger):
 
 
 class _LoggerFactory:
-    """Loggers writing to ``stream``, or to the ``sys.stdout`` of the moment."""
+    """Loggers writing to ``stream``, or to the ``sys.stdout`` of the moment.
+
+    One logger per name and file, shared: every connection binds its own
+    logger (``_log.bind(...)``), and a fresh writer each time would cost
+    each connection about half a KiB and a few allocations. Writers lock
+    per file, so sharing them is thread-safe.
+    """
 
     def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream
+        self._loggers: dict[tuple[str, int], _NamedWriteLogger] = {}
 
     def __call__(self, *args: Any) -> _NamedWriteLogger:
         name = args[0] if args and isinstance(args[0], str) else "root"
-        return _NamedWriteLogger(name, self._stream or sys.stdout)
+        file = self._stream or sys.stdout
+        key = (name, id(file))
+        logger = self._loggers.get(key)
+        # The identity check: a new file may reuse a closed one's id.
+        if logger is None or logger._file is not file:
+            logger = _NamedWriteLogger(name, file)
+            if len(self._loggers) < _MAX_SHARED_LOGGERS:
+                self._loggers[key] = logger
+        return logger
 
 
 def _renderer(json: bool | None) -> Processor:
     if _wants_json(json):
-        return structlog.processors.JSONRenderer()
+        return json_renderer
     # The exception is already text (format_exc_info, then redacted).
     return structlog.dev.ConsoleRenderer(
         exception_formatter=structlog.dev.plain_traceback

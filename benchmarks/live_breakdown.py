@@ -1,0 +1,103 @@
+"""What each telemetry signal costs a live chanx echo server, per frame.
+
+One uvicorn server per configuration (same app, same options; see
+``live.py``), measured in turn for ``BENCH_ROUNDS`` rounds (default 3) with
+the round-trip and pipelined echoes. Prints the median frames/s and the
+microseconds per frame each configuration adds to telemetry off. The
+machine's load shifts the absolute numbers; compare the rows.
+
+Run: ``python benchmarks/live_breakdown.py`` (a couple of minutes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import live_clients as clients  # noqa: E402
+from benchmarks.live_servers import BenchServer, OtlpSink, base_env, start_all  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CLIENTS, FRAMES, PIPELINED = 50, 60, 1500
+SAMPLE_10 = {
+    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+    "OTEL_TRACES_SAMPLER_ARG": "0.1",
+}
+CONFIGS: dict[str, dict[str, str]] = {
+    "telemetry off": {"BENCH_TELEMETRY": "off"},
+    "logs only (2 lines/frame)": {"BENCH_SIGNALS": "logs"},
+    "metrics only": {"BENCH_SIGNALS": "metrics", "BENCH_LOG_LEVEL": "WARNING"},
+    "spans only, export dropped": {
+        "BENCH_SIGNALS": "traces",
+        "BENCH_LOG_LEVEL": "WARNING",
+        "BENCH_SPAN_EXPORT": "drop",
+    },
+    "spans only, OTLP export": {
+        "BENCH_SIGNALS": "traces",
+        "BENCH_LOG_LEVEL": "WARNING",
+    },
+    "all on": {},
+    "all on, no frame lines": {"BENCH_FRAME_LOGS": "off"},
+    "all on, 10% sampled": SAMPLE_10,
+    "all on, 10%, no frame lines": {**SAMPLE_10, "BENCH_FRAME_LOGS": "off"},
+}
+
+
+async def measure(servers: dict[str, BenchServer]) -> dict[str, list[list[float]]]:
+    rates: dict[str, list[list[float]]] = {name: [[], []] for name in servers}
+    for index in range(ROUNDS):
+        names = list(servers)
+        names = names[index % len(names) :] + names[: index % len(names)]
+        print(f"  round {index + 1}/{ROUNDS}", flush=True)
+        for name in names:
+            url = servers[name].ws_url + "/ws/chanx/echo/"
+            rt = await clients.echo_round_trip(url, CLIENTS, FRAMES)
+            pipe = await clients.echo_pipelined(url, PIPELINED)
+            rates[name][0].append(rt.rate)
+            rates[name][1].append(pipe.rate)
+    return rates
+
+
+def main() -> None:
+    sink = OtlpSink()
+    sink.start()
+    with tempfile.TemporaryDirectory(prefix="chanx-breakdown-") as tmp:
+        workdir = Path(tmp)
+        env = {
+            **base_env(workdir),
+            "BENCH_TELEMETRY": "on",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+        }
+        servers = {
+            name: BenchServer(f"b{i}", {**env, **extra}, workdir)
+            for i, (name, extra) in enumerate(CONFIGS.items())
+        }
+        try:
+            start_all(list(servers.values()))
+            rates = asyncio.run(measure(servers))
+        finally:
+            for server in servers.values():
+                server.stop()
+            sink.stop()
+    medians = {n: [statistics.median(r) for r in pair] for n, pair in rates.items()}
+    base_rt, base_pipe = medians["telemetry off"]
+    print(
+        f"\n{'configuration':30s}{'rt/s':>8s}{'+us/frame':>11s}{'pipe/s':>9s}{'+us/frame':>11s}"
+    )
+    for name, (rt, pipe) in medians.items():
+        # Round trips run 50 at a time: the server's time per frame is 1/rate.
+        extra_rt = (1 / rt - 1 / base_rt) * 1e6
+        extra_pipe = (1 / pipe - 1 / base_pipe) * 1e6
+        print(f"{name:30s}{rt:8.0f}{extra_rt:11.1f}{pipe:9.0f}{extra_pipe:11.1f}")
+
+
+if __name__ == "__main__":
+    main()

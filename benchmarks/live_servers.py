@@ -1,0 +1,219 @@
+"""The processes of a live benchmark: uvicorn servers, an OTLP sink, the database.
+
+Every server runs ``benchmarks.server_app`` under the same uvicorn options on a
+free port of 127.0.0.1; only its environment (telemetry on or off, channel
+layer) differs. Servers log to files in the run's temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+REDIS_URL = f"redis://{HOST}:6379/0"
+#: The same for every server: uvicorn's default WebSocket protocol and loop.
+UVICORN_OPTIONS = ["--lifespan", "off", "--ws", "auto", "--loop", "auto"]
+STARTUP_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def base_env(workdir: Path) -> dict[str, str]:
+    """Environment shared by the servers and the seeding command."""
+    python_path = [str(ROOT)]
+    if os.environ.get("PYTHONPATH"):
+        python_path.append(os.environ["PYTHONPATH"])
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "benchmarks.server_settings",
+        "BENCH_DB": str(workdir / "bench.sqlite3"),
+        "PYTHONPATH": os.pathsep.join(python_path),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def seed(env: dict[str, str], users: int) -> None:
+    """Create the SQLite database with ``users`` token-holding users.
+
+    Raises:
+        RuntimeError: The command failed; the message has its output.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.server_app", "seed", str(users)],
+        cwd=ROOT,
+        env={**env, "BENCH_TELEMETRY": "off"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"seeding failed:\n{result.stdout}\n{result.stderr}")
+
+
+@dataclass
+class BenchServer:
+    """One uvicorn process serving ``benchmarks.server_app:application``."""
+
+    name: str
+    env: dict[str, str]
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _output: IO[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{HOST}:{self.port}"
+
+    @property
+    def output_path(self) -> Path:
+        return self.workdir / f"uvicorn-{self.name}.out"
+
+    def start(self) -> None:
+        """Start the process; :meth:`wait_ready` waits until it serves."""
+        env = {**self.env, "BENCH_LOG_FILE": str(self.workdir / f"{self.name}.jsonl")}
+        self._output = self.output_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "benchmarks.server_app:application",
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                *UVICORN_OPTIONS,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._output,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
+        """Poll ``GET /gc`` until it answers.
+
+        Raises:
+            RuntimeError: The process exited or did not answer in time.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process is not None, "start() first"
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
+            with contextlib.suppress(httpx.TransportError):
+                self.collect_garbage()
+                return
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"{self.name} not ready:\n{self.tail()}")
+            time.sleep(0.1)
+
+    def collect_garbage(self) -> None:
+        """Ask the server to run ``gc.collect()`` and wait for its answer."""
+        with httpx.Client(timeout=10.0, trust_env=False) as client:
+            client.get(f"http://{HOST}:{self.port}/gc").raise_for_status()
+
+    def rss_bytes(self) -> int:
+        """The server's resident set size, from ``/proc/<pid>/status``."""
+        assert self.process is not None, "start() first"
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS in /proc/<pid>/status")
+
+    def stop(self) -> None:
+        """Terminate the process (kill it if it does not exit in time)."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT)
+        if self._output is not None:
+            self._output.close()
+            self._output = None
+
+    def tail(self, lines: int = 40) -> str:
+        with contextlib.suppress(OSError):
+            text = self.output_path.read_text(errors="replace")
+            return "\n".join(text.splitlines()[-lines:])
+        return "(no output)"
+
+
+def start_all(servers: list[BenchServer]) -> None:
+    """Start ``servers`` side by side and wait until every one serves."""
+    for server in servers:
+        server.start()
+    try:
+        for server in servers:
+            server.wait_ready()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+
+
+@dataclass
+class OtlpSink:
+    """``benchmarks.otlp_sink`` in its own process: where the servers export spans."""
+
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[str] | None = field(default=None, init=False)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.otlp_sink", str(self.port)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            self.stop()
+            raise RuntimeError("the OTLP sink did not start")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=STOP_TIMEOUT)
+
+
+def delete_redis_keys(prefix: str) -> None:
+    """Remove what a channel layer with ``prefix`` left in Redis."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

@@ -1,0 +1,83 @@
+"""The live benchmark harness runs end to end (tiny counts): correctness, not speed.
+
+``make bench`` starts real uvicorn servers (chanx with telemetry on and off,
+plain Channels, raw ASGI, Redis-backed fan-out) and prints ratios; this runs
+it with the ``smoke`` profile and checks that it finished, that every group
+delivery arrived, and that the table of ratios was printed. No timing is
+asserted: the machine may be busy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.servers import redis_unreachable_reason
+
+# Seven servers start on a shared machine: more than the default 120 s limit.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def smoke_output() -> str:
+    reason = redis_unreachable_reason()
+    if reason is not None:
+        pytest.fail(f"the benchmark's Redis fan-out needs Redis: {reason}")
+    result = subprocess.run(
+        [sys.executable, "benchmarks/live.py"],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_PROFILE": "smoke"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_every_fan_out_delivery_arrives(smoke_output: str) -> None:
+    lines = re.findall(
+        r"^\s+fanout_(memory|redis)\s+(chanx|plain)\s.*lost (\d+)$",
+        smoke_output,
+        re.MULTILINE,
+    )
+    assert {(layer, variant) for layer, variant, _ in lines} == {
+        ("memory", "chanx"),
+        ("memory", "plain"),
+        ("redis", "chanx"),
+        ("redis", "plain"),
+    }
+    assert [lost for *_, lost in lines] == ["0", "0", "0", "0"]
+
+
+def test_prints_a_verdict_for_every_target(smoke_output: str) -> None:
+    table = smoke_output.split("target (telemetry on)", 1)[1]
+    rows = dict(
+        re.findall(
+            r"^(\S.*?)\s{2,}(?:-?\d+\.\d+|nan)\s+.*?(PASS|FAIL|-)$", table, re.MULTILINE
+        )
+    )
+    assert set(rows) == {
+        "echo round trip, on / plain",
+        "echo pipelined, on / plain",
+        "echo pipelined, on / raw ASGI",
+        "telemetry on / off, round trip",
+        "telemetry on / off, pipelined",
+        "fan-out in-memory, chanx / plain",
+        "fan-out Redis, chanx / plain",
+        "chanx lost deliveries",
+        "idle memory/conn, chanx / plain",
+        "connect+auth rate, chanx / plain",
+        "lean on / off, round trip",
+        "lean on / plain, round trip",
+        "lean on / plain, pipelined",
+    }
+    assert rows["chanx lost deliveries"] == "PASS"
