@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import structlog
@@ -17,19 +16,18 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 from django.db.models import QuerySet
 
 from chanx.codec import utf8_size
 from chanx.config import ConsumerConfig, resolve_config
 from chanx.db import closer
+from chanx.dispatch import dispatch_messages
 from chanx.drain import register, unregister
 from chanx.errors import ErrorDetail
 from chanx.faults import (
     CLIENT_GONE_CODE,
     SEND_TIMEOUT_CLOSE_CODE,
     ConnectionDropped,
-    receive_from_layer,
     seconds_setting,
     within,
 )
@@ -112,20 +110,20 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
         """Run the connection: Channels' dispatch loop, fault-tolerant.
 
         Unlike Channels, a channel-layer receive error does not end the
-        connection (see :func:`chanx.faults.receive_from_layer`), a client
-        that stops reading is dropped (``SEND_TIMEOUT``), and the consumer is
-        registered for graceful shutdown (:mod:`chanx.drain`).
+        connection (see :func:`chanx.faults.receive_from_layer`), ending
+        the connection loses no other connection's message
+        (:mod:`chanx.dispatch`), a client that stops reading is dropped
+        (``SEND_TIMEOUT``), and the consumer is registered for graceful
+        shutdown (:mod:`chanx.drain`).
         """
         self.scope = scope
         self.base_send = send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources: list[Callable[[], Any]] = [receive]
         if self.channel_layer is not None:
             self.channel_name = await self.channel_layer.new_channel()
-            sources.append(functools.partial(receive_from_layer, self))
         register(self)
         try:
-            await await_many_dispatch(sources, self.dispatch)
+            await dispatch_messages(self, receive)
         except StopConsumer:
             pass
         except ConnectionDropped as dropped:
