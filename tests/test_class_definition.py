@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from typing import Any, Generic, Literal
 
 import pytest
@@ -277,3 +278,22 @@ def test_unknown_auth_method_fails_with_a_hint() -> None:
 
         class Typo(AsyncJsonWebsocketConsumer[PingMessage]):
             auth_method = "gett"
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "hint"),
+    [
+        ("max_frame_bytes", "64k", r"MAX_FRAME_BYTES'\] must be a positive int"),
+        ("max_json_depth", -1, r"MAX_JSON_DEPTH'\] must be a positive int"),
+        ("rate_limit", {"RATE": 20, "BRUST": 40}, r"Unknown CHANX\['RATE_LIMIT'\] key"),
+    ],
+)
+def test_bad_limit_on_the_class_fails_at_definition(
+    attribute: str, value: object, hint: str
+) -> None:
+    with pytest.raises(TypeError, match=rf"^BadLimit: .*{hint}"):
+        types.new_class(
+            "BadLimit",
+            (AsyncJsonWebsocketConsumer[PingMessage],),
+            exec_body=lambda ns: ns.update({attribute: value, "__module__": __name__}),
+        )

@@ -15,6 +15,7 @@ import typing
 from typing import Any, Generic, get_args, get_origin
 
 from asgiref.sync import async_to_sync
+from django.core.exceptions import ImproperlyConfigured
 from typing_extensions import TypeVar
 
 from chanx.codec import pop_trace_context, utf8_size
@@ -23,7 +24,7 @@ from chanx.generic.channel_events import ChannelEventsMixin
 from chanx.generic.group_messaging import GroupMessagingMixin
 from chanx.generic.handshake import HandshakeMixin
 from chanx.hooks import Observation
-from chanx.limits import RATE_LIMIT_CLOSE_CODE, RATE_LIMITED
+from chanx.limits import RATE_LIMIT_CLOSE_CODE, RATE_LIMITED, build_limits
 from chanx.messages.outgoing import ErrorMessage
 from chanx.schema import UNKNOWN, build_schema, is_concrete
 
@@ -69,6 +70,12 @@ def _check_options(cls: type[Any]) -> None:
             f"{cls.__name__}.auth_method {cls.auth_method!r} is not an HTTP method; "
             f"hint: one of {sorted(_HTTP_METHODS)}"
         )
+    # Limits set on the class are checked now; None defers to CHANX, which is
+    # read (and checked) per connection so override_settings applies.
+    try:
+        build_limits(cls.max_frame_bytes, cls.max_json_depth, cls.rate_limit)
+    except ImproperlyConfigured as exc:
+        raise TypeError(f"{cls.__name__}: {exc}") from None
 
 
 class AsyncJsonWebsocketConsumer(
