@@ -116,8 +116,12 @@ async def test_one_trace_spans_client_frame_redis_and_the_other_process(
         assert relayed["payload"] == {"username": "alice", "content": "traced"}
 
     receiver = tcluster.receiver
+    # Alice is in the room too, so a exports a process span of its own: wait
+    # for b's, not for the first one.
     process = wait_until(
-        lambda: receiver.find(name="process room_message", trace_id=trace_id),
+        lambda: receiver.find(
+            name="process room_message", trace_id=trace_id, service="chanx-demo-b"
+        ),
         EXPORT_WAIT,
         "the process span from server b",
     )
