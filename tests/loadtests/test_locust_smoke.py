@@ -22,6 +22,7 @@ from tests.e2e.servers import REPO_ROOT, redis_unreachable_reason
 pytestmark = pytest.mark.e2e
 
 RUN_TIMEOUT = 100.0
+RELAXED_P99 = ("--max-p99-ms", "60000")
 
 EXPECTED = {
     "ping": {("WS", "connect+auth"), ("WS", "ping")},
@@ -49,7 +50,13 @@ def _redis() -> None:
 def run_loadtest(
     reports: Path, scenario: str, users: int, seconds: int, *extra: str
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """Run the launcher; returns its result and the reports' file prefix."""
+    """Run the launcher; returns its result and the reports' file prefix.
+
+    Latency is not what a smoke run checks (no time assertions in tests): the
+    p99 gate is relaxed unless a test sets it.
+    """
+    if "--max-p99-ms" not in extra:
+        extra = (*extra, *(() if "--" in extra else ("--",)), *RELAXED_P99)
     result = subprocess.run(
         [
             sys.executable, "-m", "loadtests.run", "--scenario", scenario,
