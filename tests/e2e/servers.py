@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -115,6 +116,40 @@ def seed_tokens(env: dict[str, str]) -> dict[str, str]:
     output = manage(env, "seed_demo", "--json")
     data = json.loads(output.strip().splitlines()[-1])
     return {name: user["token"] for name, user in data["users"].items()}
+
+
+def require_redis() -> None:
+    """Fail the calling test (not error it) when Redis does not answer."""
+    reason = redis_unreachable_reason()
+    if reason is not None:
+        import pytest  # only under pytest; the load-test launcher reuses this module
+
+        pytest.fail(
+            f"this test needs Redis: {reason}. "
+            "Start one with `make redis` (scripts/ensure-redis.sh).",
+            pytrace=False,
+        )
+
+
+@contextmanager
+def seeded_demo(
+    workdir: Path, database_url: str | None = None, **extra: str
+) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """The demo's environment on Redis under a prefix of its own, migrated and seeded.
+
+    Yields the environment (``extra`` added) and username -> token; deletes
+    the prefix's Redis keys afterwards. The database defaults to a fresh
+    SQLite file in ``workdir``.
+    """
+    require_redis()
+    prefix = f"chanx-e2e-{uuid.uuid4().hex}"
+    url = database_url or f"sqlite:///{workdir / 'db.sqlite3'}"
+    env = {**demo_env(url, prefix), **extra}
+    manage(env, "migrate", "--noinput")
+    try:
+        yield env, seed_tokens(env)
+    finally:
+        delete_redis_keys(prefix)
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +25,9 @@ from tests.e2e.peers import OtlpReceiver, PrometheusServer, ReceivedSpan, wait_u
 from tests.e2e.servers import (
     HOST,
     UvicornServer,
-    delete_redis_keys,
-    demo_env,
     free_port,
     launch,
-    manage,
-    redis_unreachable_reason,
-    seed_tokens,
+    seeded_demo,
 )
 
 pytestmark = pytest.mark.e2e
@@ -70,16 +65,9 @@ def _telemetry_env(base: dict[str, str], service: str, endpoint: str) -> dict[st
 
 @pytest.fixture(scope="module")
 def tcluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TelemetryCluster]:
-    reason = redis_unreachable_reason()
-    if reason is not None:
-        pytest.fail(f"the e2e tests need Redis: {reason} (make redis)", pytrace=False)
     workdir = tmp_path_factory.mktemp("e2e-telemetry")
-    prefix = f"chanx-e2e-{uuid.uuid4().hex}"
-    env = demo_env(f"sqlite:///{workdir / 'db.sqlite3'}", prefix)
-    manage(env, "migrate", "--noinput")
-    tokens = seed_tokens(env)
     servers: list[UvicornServer] = []
-    with OtlpReceiver() as receiver:
+    with seeded_demo(workdir) as (env, tokens), OtlpReceiver() as receiver:
         try:
             for name in ("a", "b"):
                 server_env = _telemetry_env(
@@ -91,7 +79,6 @@ def tcluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TelemetryClus
         finally:
             for server in servers:
                 server.stop()
-            delete_redis_keys(prefix)
 
 
 def _one(spans: list[ReceivedSpan], what: str) -> ReceivedSpan:

@@ -31,13 +31,9 @@ from tests.e2e.clients import (
 )
 from tests.e2e.servers import (
     UvicornServer,
-    delete_redis_keys,
-    demo_env,
     launch,
-    manage,
     postgres_database,
-    redis_unreachable_reason,
-    seed_tokens,
+    seeded_demo,
 )
 
 pytestmark = pytest.mark.e2e
@@ -76,26 +72,15 @@ def database_url(
 def cluster(
     tmp_path_factory: pytest.TempPathFactory, database_url: str
 ) -> Iterator[Cluster]:
-    reason = redis_unreachable_reason()
-    if reason is not None:
-        pytest.fail(
-            f"the e2e tests need Redis: {reason}. "
-            "Start one with `make redis` (scripts/ensure-redis.sh).",
-            pytrace=False,
-        )
     workdir = tmp_path_factory.mktemp("e2e")
-    prefix = f"chanx-e2e-{uuid.uuid4().hex}"
-    env = demo_env(database_url, prefix)
-    manage(env, "migrate", "--noinput")
-    tokens = seed_tokens(env)
     servers: list[UvicornServer] = []
-    try:
-        for name in ("a", "b"):
-            servers.append(launch(name, env, workdir))
-        yield Cluster(servers[0], servers[1], tokens)
-    finally:
-        graceful = {server.name: server.stop() for server in servers}
-        delete_redis_keys(prefix)
+    with seeded_demo(workdir, database_url) as (env, tokens):
+        try:
+            for name in ("a", "b"):
+                servers.append(launch(name, env, workdir))
+            yield Cluster(servers[0], servers[1], tokens)
+        finally:
+            graceful = {server.name: server.stop() for server in servers}
     # A consumer stuck on the channel layer shows up as a slow shutdown or as
     # a traceback, while every test may still have passed. (The conftest hook
     # attaches the logs to this failure.)

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import json
 import secrets
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +32,9 @@ from tests.e2e.clients import (
 )
 from tests.e2e.servers import (
     UvicornServer,
-    delete_redis_keys,
-    demo_env,
     launch,
     manage,
-    redis_unreachable_reason,
-    seed_tokens,
+    seeded_demo,
 )
 
 pytestmark = pytest.mark.e2e
@@ -65,24 +61,17 @@ _LOGIN = (
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    reason = redis_unreachable_reason()
-    if reason is not None:
-        pytest.fail(f"the e2e tests need Redis: {reason} (make redis)", pytrace=False)
     workdir = tmp_path_factory.mktemp("e2e-hardening")
-    prefix = f"chanx-e2e-{uuid.uuid4().hex}"
-    env = demo_env(f"sqlite:///{workdir / 'db.sqlite3'}", prefix)
-    env.update(METRICS_TOKEN=METRICS_TOKEN, CHANX_LOG_FORMAT="json")
-    manage(env, "migrate", "--noinput")
-    tokens = seed_tokens(env)
-    session_key = manage(env, "shell", "-c", _LOGIN).strip().splitlines()[-1]
-    server = launch(
-        "hardening", env, workdir, extra_args=["--ws-max-size", str(WS_MAX_SIZE)]
-    )
-    try:
-        yield Demo(server, tokens, session_key)
-    finally:
-        server.stop()
-        delete_redis_keys(prefix)
+    extra = {"METRICS_TOKEN": METRICS_TOKEN, "CHANX_LOG_FORMAT": "json"}
+    with seeded_demo(workdir, **extra) as (env, tokens):
+        session_key = manage(env, "shell", "-c", _LOGIN).strip().splitlines()[-1]
+        server = launch(
+            "hardening", env, workdir, extra_args=["--ws-max-size", str(WS_MAX_SIZE)]
+        )
+        try:
+            yield Demo(server, tokens, session_key)
+        finally:
+            server.stop()
 
 
 def error_types(frame: dict[str, Any]) -> list[str]:

@@ -35,12 +35,8 @@ from tests.e2e.clients import AUTH_OK, LOBBY, next_frame, open_ws, send_action
 from tests.e2e.servers import (
     REDIS_URL,
     UvicornServer,
-    delete_redis_keys,
-    demo_env,
     launch,
-    manage,
-    redis_unreachable_reason,
-    seed_tokens,
+    seeded_demo,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -72,23 +68,16 @@ class Listener:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    reason = redis_unreachable_reason()
-    if reason is not None:
-        pytest.fail(f"this test needs Redis: {reason}", pytrace=False)
     workdir = tmp_path_factory.mktemp("mass-disconnect")
-    prefix = f"chanx-mdl-{uuid.uuid4().hex}"
-    env = demo_env(f"sqlite:///{workdir / 'db.sqlite3'}", prefix)
-    manage(env, "migrate", "--noinput")
-    tokens = seed_tokens(env)
     started: list[UvicornServer] = []
-    try:
-        for name in ("a", "b"):
-            started.append(launch(name, env, Path(workdir)))
-        yield Servers(started[0], started[1], tokens)
-    finally:
-        for server in started:
-            server.stop()
-        delete_redis_keys(prefix)
+    with seeded_demo(workdir) as (env, tokens):
+        try:
+            for name in ("a", "b"):
+                started.append(launch(name, env, Path(workdir)))
+            yield Servers(started[0], started[1], tokens)
+        finally:
+            for server in started:
+                server.stop()
 
 
 async def _listen(listener: Listener, progress: asyncio.Event) -> None:

@@ -12,7 +12,6 @@ rule must evaluate cleanly, flagging the broken pod and only it.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,13 +32,9 @@ from tests.e2e.peers import PrometheusServer, wait_until
 from tests.e2e.servers import (
     HOST,
     UvicornServer,
-    delete_redis_keys,
-    demo_env,
     free_port,
     launch,
-    manage,
-    redis_unreachable_reason,
-    seed_tokens,
+    seeded_demo,
 )
 from tests.ops.observe_prometheus import (
     NAMESPACE,
@@ -69,28 +64,21 @@ class OpsCluster:
 
 @pytest.fixture(scope="module")
 def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsCluster]:
-    reason = redis_unreachable_reason()
-    if reason is not None:
-        pytest.fail(f"the e2e tests need Redis: {reason} (make redis)", pytrace=False)
     workdir = tmp_path_factory.mktemp("e2e-ops")
-    prefix = f"chanx-ops-{uuid.uuid4().hex}"
-    env = demo_env(f"sqlite:///{workdir / 'db.sqlite3'}", prefix)
-    manage(env, "migrate", "--noinput")
-    tokens = seed_tokens(env)
     servers: list[UvicornServer] = []
-    try:
-        servers.append(launch(HEALTHY, env, workdir))
-        dead_redis = f"redis://{HOST}:{free_port()}/0"
-        servers.append(launch(BROKEN, {**env, "REDIS_URL": dead_redis}, workdir))
-        healthy, broken = servers
-        pods = {HEALTHY: f"{HOST}:{healthy.port}", BROKEN: f"{HOST}:{broken.port}"}
-        prometheus = labelled_prometheus(workdir, pods)
-        with prometheus.running():
-            yield OpsCluster(healthy, broken, tokens, prometheus)
-    finally:
-        for server in servers:
-            server.stop()
-        delete_redis_keys(prefix)
+    with seeded_demo(workdir) as (env, tokens):
+        try:
+            servers.append(launch(HEALTHY, env, workdir))
+            dead_redis = f"redis://{HOST}:{free_port()}/0"
+            servers.append(launch(BROKEN, {**env, "REDIS_URL": dead_redis}, workdir))
+            healthy, broken = servers
+            pods = {HEALTHY: f"{HOST}:{healthy.port}", BROKEN: f"{HOST}:{broken.port}"}
+            prometheus = labelled_prometheus(workdir, pods)
+            with prometheus.running():
+                yield OpsCluster(healthy, broken, tokens, prometheus)
+        finally:
+            for server in servers:
+                server.stop()
 
 
 async def drive_traffic(ops: OpsCluster) -> None:
