@@ -273,8 +273,13 @@ def install_hooks(hooks: ConsumerHooks | None) -> None:
 
 
 def as_safe(hooks: ConsumerHooks) -> ConsumerHooks:
-    """Wrap ``hooks`` failsafe unless it is the no-op default or already wrapped."""
-    if isinstance(hooks, (NoopHooks, SafeHooks)):
+    """Wrap ``hooks`` failsafe unless it is the no-op default, already wrapped,
+    or says it isolates its own failures with a class attribute
+    ``failsafe = True`` (as the telemetry composite does)."""
+    if (
+        isinstance(hooks, (NoopHooks, SafeHooks))
+        or getattr(hooks, "failsafe", False) is True
+    ):
         return hooks
     return SafeHooks(hooks)
 

@@ -13,7 +13,7 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.permissions import IsAuthenticated
 from structlog.testing import capture_logs
 
-from chanx.hooks import ConsumerHooks, install_hooks
+from chanx.hooks import ConsumerHooks, get_hooks, install_hooks
 from chanx.messages.incoming import PingMessage
 from chanx.testing import WebsocketCommunicator
 from tests.app.asgi import application
@@ -73,8 +73,11 @@ async def settle(*communicators: WebsocketCommunicator) -> None:
 def _reset_hooks() -> Iterator[None]:
     RECORDER.clear()
     INSTALLED.clear()
-    yield
+    previous = get_hooks()
     install_hooks(None)
+    yield
+    # Put back what the app installed (telemetry), for the tests that follow.
+    install_hooks(previous)
 
 
 async def test_connection_is_observed_from_start_to_close(
@@ -323,3 +326,16 @@ async def test_a_failed_group_join_is_reported_as_a_channel_layer_error() -> Non
         install_hooks(None)
     assert auth["payload"]["status_code"] == 500
     assert ("channel_layer_error", "group_add", "ConnectionError") in hooks.calls
+
+
+def test_hooks_that_isolate_their_own_failures_are_not_wrapped_twice() -> None:
+    from chanx.hooks import NOOP_HOOKS, SafeHooks, as_safe
+
+    class Isolating(RecordingHooks):
+        failsafe: ClassVar[bool] = True
+
+    isolating = Isolating()
+    plain = RecordingHooks()
+    assert as_safe(isolating) is isolating
+    assert isinstance(as_safe(plain), SafeHooks)
+    assert as_safe(NOOP_HOOKS) is NOOP_HOOKS

@@ -3,12 +3,14 @@
 A tracing bug must not cost the metrics of the same message, so every part is
 called in its own ``try``: a failure is logged as ``telemetry_hook_failed``
 with its signal and counted through ``on_error``, and the other parts go on.
+Because of that, :class:`TelemetryHooks` is ``failsafe``: installing it does
+not wrap it in :class:`chanx.hooks.SafeHooks` a second time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 
@@ -19,6 +21,18 @@ __all__ = ["TelemetryHooks"]
 _log = structlog.get_logger("chanx.telemetry")
 
 ErrorCallback = Callable[[str], None]
+# (signal, bound hook method) pairs, resolved once: a frame calls each hook of
+# each part, and getattr per call is measurable at that rate.
+_Bound = tuple[tuple[str, Callable[..., Any]], ...]
+_HOOKS = (
+    "connection_started",
+    "connection_closed",
+    "message_received",
+    "message_sent",
+    "publish",
+    "deliver",
+    "channel_layer_error",
+)
 
 
 def _report(signal: str, hook: str, on_error: ErrorCallback | None) -> None:
@@ -66,6 +80,9 @@ class TelemetryHooks:
         on_error: Called with the signal name when a part raises.
     """
 
+    #: Isolates its parts' failures itself (see :func:`chanx.hooks.as_safe`).
+    failsafe: ClassVar[bool] = True
+
     def __init__(
         self,
         parts: Sequence[tuple[str, ConsumerHooks]],
@@ -73,12 +90,16 @@ class TelemetryHooks:
     ) -> None:
         self.parts = list(parts)
         self.on_error = on_error
+        self._bound: dict[str, _Bound] = {
+            hook: tuple((signal, getattr(part, hook)) for signal, part in self.parts)
+            for hook in _HOOKS
+        }
 
     def _observe(self, hook: str, *args: Any) -> Observation:
         begun: list[tuple[str, Observation]] = []
-        for signal, part in self.parts:
+        for signal, method in self._bound[hook]:
             try:
-                begun.append((signal, getattr(part, hook)(*args)))
+                begun.append((signal, method(*args)))
             except Exception:
                 _report(signal, hook, self.on_error)
         if not begun:
@@ -86,9 +107,9 @@ class TelemetryHooks:
         return _CompositeObservation(begun, hook, self.on_error)
 
     def _notify(self, hook: str, *args: Any) -> None:
-        for signal, part in self.parts:
+        for signal, method in self._bound[hook]:
             try:
-                getattr(part, hook)(*args)
+                method(*args)
             except Exception:
                 _report(signal, hook, self.on_error)
 
