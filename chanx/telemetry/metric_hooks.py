@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics import Gauge, MetricWrapperBase
 
 from chanx.hooks import ConnectionInfo, Observation
 from chanx.telemetry.config import TelemetryConfig
 from chanx.telemetry.metrics import ChanxMetrics
+from chanx.telemetry.recorders import CounterRecorder, HistogramRecorder
 
 __all__ = ["MetricsHooks"]
 
@@ -26,24 +27,30 @@ _ACTIVE = "metrics.active"
 
 _HANDSHAKE_REASONS = frozenset({"401", "403", "404", "503"})
 
-_M = TypeVar("_M", bound=MetricWrapperBase)
+_R = TypeVar("_R")
 
 
-class _Children(Generic[_M]):
-    """Caches label children: ``labels()`` locks and builds a key on each call."""
+class _Children(Generic[_R]):
+    """Caches label children (``labels()`` locks and builds a key on each
+    call), each wrapped once by ``wrap`` (a recorder, or left as is)."""
 
-    __slots__ = ("_children", "_metric")
+    __slots__ = ("_children", "_metric", "_wrap")
 
-    def __init__(self, metric: _M) -> None:
+    def __init__(self, metric: MetricWrapperBase, wrap: Callable[[Any], _R]) -> None:
         self._metric = metric
-        self._children: dict[tuple[str, ...], _M] = {}
+        self._wrap = wrap
+        self._children: dict[tuple[str, ...], _R] = {}
 
-    def __call__(self, *values: str) -> _M:
+    def __call__(self, *values: str) -> _R:
         child = self._children.get(values)
         if child is None:
             # A race builds the same child twice; labels() returns one object.
-            child = self._children[values] = self._metric.labels(*values)
+            child = self._children[values] = self._wrap(self._metric.labels(*values))
         return child
+
+
+def _gauge(child: Any) -> Gauge:
+    return cast(Gauge, child)
 
 
 class _Timed:
@@ -106,25 +113,25 @@ class MetricsHooks:
         self.metrics = metrics
         self.config = config
         m = metrics
-        self._active = _Children(m.connections_active)
-        self._opened = _Children(m.connections_opened)
-        self._rejected = _Children(m.connections_rejected)
-        self._closed = _Children(m.connections_closed)
-        self._conn_duration = _Children(m.connection_duration)
-        self._connect_duration = _Children(m.connect_duration)
-        self._received = _Children(m.messages_received)
-        self._sent = _Children(m.messages_sent)
-        self._handling = _Children(m.message_handling_duration)
-        self._msg_errors = _Children(m.message_errors)
-        self._size = _Children(m.message_size)
-        self._group_sends = _Children(m.group_sends)
-        self._send_duration = _Children(m.group_send_duration)
-        self._delivered = _Children(m.group_messages_delivered)
-        self._layer_errors = _Children(m.channel_layer_errors)
-        self._events_sent = _Children(m.events_sent)
-        self._events_received = _Children(m.events_received)
-        self._event_handling = _Children(m.event_handling_duration)
-        self._event_lag = _Children(m.event_delivery_lag)
+        self._active = _Children(m.connections_active, _gauge)
+        self._opened = _Children(m.connections_opened, CounterRecorder)
+        self._rejected = _Children(m.connections_rejected, CounterRecorder)
+        self._closed = _Children(m.connections_closed, CounterRecorder)
+        self._conn_duration = _Children(m.connection_duration, HistogramRecorder)
+        self._connect_duration = _Children(m.connect_duration, HistogramRecorder)
+        self._received = _Children(m.messages_received, CounterRecorder)
+        self._sent = _Children(m.messages_sent, CounterRecorder)
+        self._handling = _Children(m.message_handling_duration, HistogramRecorder)
+        self._msg_errors = _Children(m.message_errors, CounterRecorder)
+        self._size = _Children(m.message_size, HistogramRecorder)
+        self._group_sends = _Children(m.group_sends, CounterRecorder)
+        self._send_duration = _Children(m.group_send_duration, HistogramRecorder)
+        self._delivered = _Children(m.group_messages_delivered, CounterRecorder)
+        self._layer_errors = _Children(m.channel_layer_errors, CounterRecorder)
+        self._events_sent = _Children(m.events_sent, CounterRecorder)
+        self._events_received = _Children(m.events_received, CounterRecorder)
+        self._event_handling = _Children(m.event_handling_duration, HistogramRecorder)
+        self._event_lag = _Children(m.event_delivery_lag, HistogramRecorder)
 
     def group_label(self, group: str) -> str:
         """The bounded ``group_template`` label of a raw group name."""
@@ -143,18 +150,18 @@ class MetricsHooks:
         consumer = conn.consumer
         self._connect_duration(consumer).observe(elapsed)
         if outcome == "accepted":
-            self._opened(consumer).inc()
+            self._opened(consumer).inc(1)
             self._active(consumer).inc()
             conn.state[_ACTIVE] = True
         else:
-            self._rejected(consumer, _reject_reason(outcome, error_type)).inc()
+            self._rejected(consumer, _reject_reason(outcome, error_type)).inc(1)
 
     def connection_closed(self, conn: ConnectionInfo, code: int) -> None:
         consumer = conn.consumer
         # Only connections counted as active are taken off again.
         if conn.state.pop(_ACTIVE, False):
             self._active(consumer).dec()
-        self._closed(consumer, _code_class(code)).inc()
+        self._closed(consumer, _code_class(code)).inc(1)
         duration = max(time.monotonic() - conn.opened_at, 0.0)
         self._conn_duration(consumer).observe(duration)
 
@@ -175,13 +182,13 @@ class MetricsHooks:
         action: str,
     ) -> None:
         label = _outcome(outcome)
-        self._received(consumer, action, label).inc()
+        self._received(consumer, action, label).inc(1)
         self._handling(consumer, action).observe(elapsed)
         if label == "error":
-            self._msg_errors(consumer, action, error_type or "handler").inc()
+            self._msg_errors(consumer, action, error_type or "handler").inc(1)
 
     def message_sent(self, conn: ConnectionInfo, action: str, size: int) -> None:
-        self._sent(conn.consumer, action).inc()
+        self._sent(conn.consumer, action).inc(1)
         self._size(conn.consumer, "out").observe(size)
 
     # Channel layer -------------------------------------------------------
@@ -209,12 +216,12 @@ class MetricsHooks:
     ) -> None:
         label = _outcome(outcome)
         for group in groups:
-            self._group_sends(self.group_label(group), label).inc()
+            self._group_sends(self.group_label(group), label).inc(1)
         self._send_duration(kind).observe(elapsed)
         if label == "error":
-            self._layer_errors("group_send", error_type or "Exception").inc()
+            self._layer_errors("group_send", error_type or "Exception").inc(1)
         elif kind == "event":
-            self._events_sent(name).inc()
+            self._events_sent(name).inc(1)
 
     def deliver(
         self, conn: ConnectionInfo, kind: str, name: str, carrier: Mapping[str, str]
@@ -235,12 +242,12 @@ class MetricsHooks:
         name: str,
     ) -> None:
         if kind == "event":
-            self._events_received(consumer, name, _outcome(outcome)).inc()
+            self._events_received(consumer, name, _outcome(outcome)).inc(1)
             self._event_handling(consumer, name).observe(elapsed)
         elif outcome == "ok":
-            self._delivered(consumer).inc()
+            self._delivered(consumer).inc(1)
 
     def channel_layer_error(
         self, conn: ConnectionInfo | None, operation: str, exc: BaseException
     ) -> None:
-        self._layer_errors(operation, type(exc).__name__).inc()
+        self._layer_errors(operation, type(exc).__name__).inc(1)
