@@ -202,6 +202,9 @@ def exporter_from_env() -> SpanExporter:
     ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` wins over
     ``OTEL_EXPORTER_OTLP_PROTOCOL``; the default is ``http/protobuf``. The
     exporter reads its endpoint, headers and timeout from the environment.
+    Over HTTP it is :class:`~chanx.telemetry.otlp_exporter.FastOTLPSpanExporter`
+    (the official exporter with a faster encoder of the same requests); gRPC
+    uses the official exporter.
 
     Raises:
         ValueError: The protocol is not one of :data:`PROTOCOLS`.
@@ -215,12 +218,10 @@ def exporter_from_env() -> SpanExporter:
     # Imported here: each exporter pulls in its transport (requests, grpcio).
     if protocol == "http/protobuf":
         try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                OTLPSpanExporter as HttpExporter,
-            )
+            from chanx.telemetry.otlp_exporter import FastOTLPSpanExporter
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise _missing("opentelemetry-exporter-otlp-proto-http") from exc
-        return HttpExporter()
+        return FastOTLPSpanExporter()
     if protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (

@@ -36,6 +36,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 )
 from structlog.testing import capture_logs
 
+from chanx.telemetry.otlp_exporter import FastOTLPSpanExporter
 from chanx.telemetry.sdk import create_tracer_provider, exporter_from_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,8 +133,8 @@ def test_default_is_otlp_http_to_the_base_endpoint_plus_v1_traces(
 @pytest.mark.parametrize(
     ("env", "exporter_class"),
     [
-        ({}, HttpExporter),
-        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, HttpExporter),
+        ({}, FastOTLPSpanExporter),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, FastOTLPSpanExporter),
         ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, GrpcExporter),
         (
             {
@@ -147,7 +148,7 @@ def test_default_is_otlp_http_to_the_base_endpoint_plus_v1_traces(
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
                 "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
             },
-            HttpExporter,
+            FastOTLPSpanExporter,
         ),
     ],
 )

@@ -1,0 +1,144 @@
+"""The official OTLP/HTTP span exporter with chanx's wire-format encoder.
+
+:class:`FastOTLPSpanExporter` is ``opentelemetry-exporter-otlp-proto-http``'s
+``OTLPSpanExporter`` (endpoint, headers, timeout, compression, certificates,
+retries, its own metrics: all from its constructor and ``OTEL_*`` variables)
+whose ``export`` serializes the batch with
+:func:`chanx.telemetry.otlp_encoding.encode_spans` instead of building
+protobuf objects. The request it sends parses to the same message.
+
+A batch the fast encoder cannot write (an attribute value of another type,
+an int beyond int64...) is encoded by the official encoder instead, so
+nothing is dropped or altered; the first such batch is logged
+(``otlp_encoding_fallback``) and each is counted in
+:attr:`~FastOTLPSpanExporter.fallbacks`. When the installed exporter lacks the
+internals ``export`` needs (another version), the whole official ``export``
+is used, logged when the exporter is built
+(``otlp_fast_encoder_unavailable``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+    encode_spans as official_encode_spans,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+__all__ = ["FastOTLPSpanExporter"]
+
+_log = structlog.get_logger("chanx.telemetry")
+# The official exporter's own logger: its messages keep their usual source.
+_official_log = logging.getLogger(OTLPSpanExporter.__module__)
+
+try:
+    from opentelemetry.exporter.otlp.proto.http._common import (
+        RequestPayloadTooLargeError,
+        _is_request_too_large,
+    )
+    from opentelemetry.semconv.attributes.http_attributes import (
+        HTTP_RESPONSE_STATUS_CODE,
+    )
+
+    from chanx.telemetry.otlp_encoding import encode_spans
+except Exception as exc:  # pragma: no cover - depends on installed versions
+    _UNAVAILABLE: str | None = f"{type(exc).__name__}: {exc}"
+else:
+    _UNAVAILABLE = None
+
+# What export() uses of the official exporter besides its public API.
+_INTERNALS = ("_shutdown", "_metrics", "_client", "_max_request_size")
+
+
+def _missing_internals(exporter: OTLPSpanExporter) -> str | None:
+    if _UNAVAILABLE is not None:
+        return _UNAVAILABLE
+    missing = [name for name in _INTERNALS if not hasattr(exporter, name)]
+    if missing:
+        return "missing " + ", ".join(missing)
+    if not hasattr(exporter._metrics, "export_operation"):
+        return "missing _metrics.export_operation"
+    if not hasattr(exporter._client, "export"):
+        return "missing _client.export"
+    return None
+
+
+class FastOTLPSpanExporter(OTLPSpanExporter):
+    """OTLP http/protobuf span exporter encoding spans straight to wire format.
+
+    Takes the official ``OTLPSpanExporter``'s arguments and environment.
+
+    Attributes:
+        fast: Whether ``export`` uses the fast encoder (False when the
+            official exporter's internals are not the expected ones).
+        fallbacks: Batches the fast encoder left to the official one.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fallbacks = 0
+        reason = _missing_internals(self)
+        self.fast = reason is None
+        if reason is not None:
+            _log.warning("otlp_fast_encoder_unavailable", reason=reason)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Send ``spans`` as one OTLP request, as the official exporter does."""
+        if not self.fast:
+            return super().export(spans)
+        if self._shutdown:
+            _official_log.warning("Exporter already shutdown, ignoring batch")
+            return SpanExportResult.FAILURE
+        with self._metrics.export_operation(len(spans)) as result:
+            try:
+                data = self.encode(spans)
+            except Exception as error:
+                _official_log.error("Failed to encode span batch: %s", error)
+                result.error = error
+                return SpanExportResult.FAILURE
+            if _is_request_too_large(data, self._max_request_size):
+                result.error = self._too_large(len(data))
+                return SpanExportResult.FAILURE
+            sent = self._client.export(data)
+            if not sent.success:
+                result.error = sent.error
+                result.error_attrs = (
+                    None
+                    if sent.status_code is None
+                    else {HTTP_RESPONSE_STATUS_CODE: sent.status_code}
+                )
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
+        """The serialized ``ExportTraceServiceRequest`` for ``spans``.
+
+        Falls back to the official encoder for a batch the fast one cannot
+        encode (whatever the reason: it must never lose or alter spans).
+        """
+        try:
+            return encode_spans(spans)
+        except Exception as exc:
+            self.fallbacks += 1
+            if self.fallbacks == 1:
+                _log.info("otlp_encoding_fallback", error_type=type(exc).__name__)
+        data: bytes = official_encode_spans(spans).SerializePartialToString()
+        return data
+
+    def _too_large(self, size: int) -> Exception:
+        _official_log.warning(
+            "Dropping span batch: serialized size %d bytes exceeds "
+            "max_request_size %d bytes.",
+            size,
+            self._max_request_size,
+        )
+        return RequestPayloadTooLargeError(
+            f"Serialized span request size {size} bytes exceeds "
+            f"max_request_size {self._max_request_size} bytes."
+        )

@@ -1,0 +1,207 @@
+"""Protobuf wire-format pieces for :mod:`chanx.telemetry.otlp_encoding`.
+
+Field tags are derived at import from the ``opentelemetry-proto`` descriptors
+(number and wire type), so a renumbered field can never be written under an
+old number: a field whose type no longer matches what this module writes
+makes the import fail, and the exporter then keeps the official encoder.
+
+Attribute values are encoded the way the official encoder maps them to
+``AnyValue``; anything else raises :class:`UnsupportedValue`, and the caller
+encodes the batch with the official encoder instead.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from google.protobuf.descriptor import (  # type: ignore[import-untyped]
+    FieldDescriptor,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+__all__ = [
+    "FIXED32",
+    "FIXED64",
+    "LENGTH",
+    "VARINT",
+    "UnsupportedValue",
+    "any_value",
+    "append_attributes",
+    "fixed64",
+    "length_prefixed",
+    "string_field",
+    "tag",
+    "varint",
+]
+
+#: Wire types, as :func:`tag` expects them.
+VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
+_WIRE_TYPES = {
+    FieldDescriptor.TYPE_FIXED64: FIXED64,
+    FieldDescriptor.TYPE_SFIXED64: FIXED64,
+    FieldDescriptor.TYPE_DOUBLE: FIXED64,
+    FieldDescriptor.TYPE_FIXED32: FIXED32,
+    FieldDescriptor.TYPE_SFIXED32: FIXED32,
+    FieldDescriptor.TYPE_FLOAT: FIXED32,
+    FieldDescriptor.TYPE_STRING: LENGTH,
+    FieldDescriptor.TYPE_BYTES: LENGTH,
+    FieldDescriptor.TYPE_MESSAGE: LENGTH,
+}
+_INT64_MIN, _INT64_LIMIT = -(1 << 63), 1 << 63
+# Single-byte varints: lengths and counts are nearly always below 128.
+_SMALL = tuple(bytes((n,)) for n in range(128))
+fixed64: Callable[[int], bytes] = struct.Struct("<Q").pack
+_double = struct.Struct("<d").pack
+# Repeated (key, value) pairs cost a dict lookup instead of an encoding; the
+# cap keeps high-cardinality values (ids) from growing it without bound.
+_MAX_CACHED = 4096
+
+
+class UnsupportedValue(Exception):
+    """A value the fast encoder does not write (the official encoder decides)."""
+
+
+def varint(value: int) -> bytes:
+    """``value`` (0 <= value < 2**64) as a base-128 varint."""
+    if value < 0x80:
+        return _SMALL[value]
+    if value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def tag(message: Any, field: str, wire_type: int) -> bytes:
+    """The encoded tag of field ``field`` of the message descriptor ``message``.
+
+    Raises:
+        TypeError: The field's declared type does not use ``wire_type``
+            (the field changed: what the caller writes would be misread).
+    """
+    descriptor = message.fields_by_name[field]
+    actual = _WIRE_TYPES.get(descriptor.type, VARINT)
+    if actual != wire_type:
+        raise TypeError(f"{message.full_name}.{field} has wire type {actual}")
+    return varint(descriptor.number << 3 | actual)
+
+
+def length_prefixed(field_tag: bytes, body: bytes) -> bytes:
+    """A length-delimited field: tag, length, body."""
+    return field_tag + varint(len(body)) + body
+
+
+def string_field(field_tag: bytes, text: str) -> bytes:
+    """A string field, or nothing for an empty string (proto3 default)."""
+    return length_prefixed(field_tag, text.encode()) if text else b""
+
+
+_ANY = AnyValue.DESCRIPTOR
+_STRING = tag(_ANY, "string_value", LENGTH)
+_BOOL_TRUE = tag(_ANY, "bool_value", VARINT) + b"\x01"
+_BOOL_FALSE = tag(_ANY, "bool_value", VARINT) + b"\x00"
+_INT = tag(_ANY, "int_value", VARINT)
+_DOUBLE = tag(_ANY, "double_value", FIXED64)
+_ARRAY = tag(_ANY, "array_value", LENGTH)
+_KVLIST = tag(_ANY, "kvlist_value", LENGTH)
+_BYTES = tag(_ANY, "bytes_value", LENGTH)
+# ArrayValue.values and KeyValueList.values are both field 1, length-delimited.
+_VALUES = b"\x0a"
+_KEY = tag(KeyValue.DESCRIPTOR, "key", LENGTH)
+_VALUE = tag(KeyValue.DESCRIPTOR, "value", LENGTH)
+
+
+def any_value(value: Any) -> bytes:
+    """The body of an ``AnyValue`` holding ``value``, mapped as the official
+    encoder maps it (None is an empty ``AnyValue``).
+
+    Raises:
+        UnsupportedValue: An int outside int64 or a type with no mapping.
+    """
+    # Same order of checks as the official encoder: bool before int, str and
+    # bytes before Sequence.
+    if value is None:
+        return b""
+    if isinstance(value, bool):
+        return _BOOL_TRUE if value else _BOOL_FALSE
+    if isinstance(value, str):
+        return length_prefixed(_STRING, value.encode())
+    if isinstance(value, int):
+        if not _INT64_MIN <= value < _INT64_LIMIT:
+            raise UnsupportedValue("int outside int64")
+        return _INT + varint(value & 0xFFFFFFFFFFFFFFFF)
+    if isinstance(value, float):
+        return _DOUBLE + _double(value)
+    if isinstance(value, bytes):
+        return length_prefixed(_BYTES, value)
+    if isinstance(value, Sequence):
+        return length_prefixed(_ARRAY, _repeated(any_value(v) for v in value))
+    if isinstance(value, Mapping):
+        pairs = (_key_value(str(k), v) for k, v in value.items())
+        return length_prefixed(_KVLIST, _repeated(pairs))
+    raise UnsupportedValue(f"attribute value of type {type(value).__name__}")
+
+
+def _repeated(bodies: Iterable[bytes]) -> bytes:
+    return b"".join(_VALUES + varint(len(body)) + body for body in bodies)
+
+
+def _key_value(key: str, value: Any) -> bytes:
+    """A ``KeyValue`` body."""
+    if not isinstance(key, str):
+        raise UnsupportedValue(f"attribute key of type {type(key).__name__}")
+    body = any_value(value)
+    return length_prefixed(_KEY, key.encode()) + _VALUE + varint(len(body)) + body
+
+
+_cache: dict[tuple[str, Any, type], bytes] = {}
+# Values whose equality implies identical bytes. Not float: -0.0 == 0.0 and
+# NaN != NaN. The type is part of the key, since True == 1.
+_CACHEABLE = frozenset((str, bool, int))
+
+
+def _cached_key_value(key: str, value: Any, kind: type) -> bytes:
+    body = _key_value(key, value)
+    encoded = varint(len(body)) + body
+    if len(_cache) >= _MAX_CACHED:
+        _cache.clear()
+    _cache[key, value, kind] = encoded
+    return encoded
+
+
+def _items(attributes: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
+    # The SDK's BoundedAttributes iterates through the Mapping ABC, in Python;
+    # its dict (read-only once the span ended) iterates in C.
+    raw = getattr(attributes, "_dict", None)
+    if type(raw) is dict:
+        return raw.items()
+    return attributes.items()
+
+
+def append_attributes(
+    parts: list[bytes], field_tag: bytes, attributes: Mapping[str, Any] | None
+) -> None:
+    """Append each attribute as a ``KeyValue`` field ``field_tag`` to ``parts``.
+
+    Raises:
+        UnsupportedValue: A key or value the official encoder would have to
+            handle (it logs and skips what it cannot encode).
+    """
+    if attributes is None:
+        return
+    cache, cacheable = _cache, _CACHEABLE
+    for key, value in _items(attributes):
+        kind = type(value)
+        if kind in cacheable:
+            encoded = cache.get((key, value, kind))
+            if encoded is None:
+                encoded = _cached_key_value(key, value, kind)
+        else:
+            body = _key_value(key, value)
+            encoded = varint(len(body)) + body
+        parts += (field_tag, encoded)
