@@ -61,6 +61,9 @@ __all__ = ["CONNECT_SPAN_KEY", "MULTIPLE_DESTINATIONS", "TracingHooks"]
 #: ``ConnectionInfo.state`` key holding the ``connect`` span's ``SpanContext``.
 CONNECT_SPAN_KEY = "trace.connect"
 
+# ``ConnectionInfo.state`` key caching the receive spans' link to ``connect``.
+_LINKS_KEY = "trace.connect_links"
+
 #: The destination template of a publish to groups with different templates.
 MULTIPLE_DESTINATIONS = "multiple"
 
@@ -178,6 +181,20 @@ class _ConnectObservation(_SpanObservation):
             span.set_attribute("error.type", error_type)
 
 
+def _connect_links(conn: ConnectionInfo) -> tuple[Link, ...] | None:
+    """The link to the ``connect`` span, built on the connection's first frame.
+
+    Every ``receive`` span carries the same link; one immutable ``Link`` per
+    connection saves building it per frame (idle connections never build it).
+    """
+    links: tuple[Link, ...] | None = conn.state.get(_LINKS_KEY)
+    if links is None and _LINKS_KEY not in conn.state:
+        connect: SpanContext | None = conn.state.get(CONNECT_SPAN_KEY)
+        links = (Link(connect),) if connect is not None and connect.is_valid else None
+        conn.state[_LINKS_KEY] = links
+    return links
+
+
 def _label_key(kind: str) -> str:
     return "chanx.handler" if kind == "event" else "chanx.action"
 
@@ -248,8 +265,6 @@ class TracingHooks:
     ) -> Observation:
         """Start ``receive {action}``, current while the frame is handled."""
         parent = propagate.extract(carrier, _ROOT) if carrier else _ROOT
-        connect: SpanContext | None = conn.state.get(CONNECT_SPAN_KEY)
-        links = (Link(connect),) if connect is not None and connect.is_valid else None
         span = self._tracer.start_span(
             self._receive[action],
             parent,
@@ -263,7 +278,7 @@ class TracingHooks:
                 "messaging.message.body.size": size,
                 "http.route": conn.route,
             },
-            links=links,
+            links=_connect_links(conn),
         )
         return _SpanObservation(span, trace.set_span_in_context(span, parent))
 

@@ -317,6 +317,27 @@ async def test_receive_span_is_a_root_linked_to_connect(
     assert span.status.status_code is StatusCode.UNSET
 
 
+async def test_every_frame_of_a_connection_links_to_its_connect_span(
+    chanx_communicator_factory: Factory,
+    hooks: CarrierTracingHooks,
+    exporter: InMemorySpanExporter,
+) -> None:
+    first = await open_ws(chanx_communicator_factory, "/ws/room/r1b/")
+    second = await open_ws(chanx_communicator_factory, "/ws/room/r1c/")
+    for ws in (first, second, first):
+        await ws.send_to(text_data='{"action": "ping"}')
+        assert await ws.receive_all_json() == [{"action": "pong", "payload": None}]
+    connects = [
+        s for s in exporter.get_finished_spans() if s.name.startswith("connect")
+    ]
+    receives = [s for s in exporter.get_finished_spans() if s.name == "receive ping"]
+    assert len(connects) == 2
+    assert len(receives) == 3
+    linked = [[ids(link.context) for link in span.links] for span in receives]
+    # Links are cached per connection: never another connection's.
+    assert linked == [[ids(ctx(c))] for c in (connects[0], connects[1], connects[0])]
+
+
 async def test_frame_traceparent_becomes_the_parent(
     chanx_communicator_factory: Factory,
     hooks: CarrierTracingHooks,
