@@ -190,12 +190,15 @@ def keep_server_logs(servers: list[UvicornServer], prefix: Path) -> list[str]:
 def _problem(line: str) -> list[str]:
     if line.startswith("Traceback"):
         return ["traceback"]
-    if '"level": "warning"' not in line and '"level": "error"' not in line:
+    # Lines are compact JSON ("level":"warning"); a cheap test first.
+    if '"warning"' not in line and '"error"' not in line:
         return []
     try:
         record = json.loads(line)
     except ValueError:
         return ["unparsable log line"]
+    if not isinstance(record, dict) or record.get("level") not in ("warning", "error"):
+        return []
     event = str(record.get("event", "?"))[:80]
     return [f"{record.get('level')} {event}"]
 

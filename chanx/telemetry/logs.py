@@ -16,11 +16,11 @@ the application's own log lines included.
 
 from __future__ import annotations
 
-import functools
+import contextvars
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 import structlog
@@ -28,6 +28,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from chanx.hooks import ConnectionInfo, NoopHooks, Observation
 from chanx.telemetry.config import DEFAULTS, TelemetryConfig
+from chanx.telemetry.log_chain import EventChain, TraceIds, context_var
 from chanx.telemetry.redaction import REDACTED, EventProcessor, redact
 from chanx.telemetry.rendering import IsoTimestamp, json_renderer
 
@@ -55,15 +56,7 @@ _SERVER_LOGGERS = ("django", "django.server", "uvicorn.error", "uvicorn.access")
 _MAX_SHARED_LOGGERS = 256
 # Trace context ------------------------------------------------------------------
 
-
-@functools.cache
-def _current_span_getter() -> Callable[[], Any] | None:
-    # Imported on first use: OpenTelemetry is optional for logging.
-    try:
-        from opentelemetry import trace
-    except ImportError:
-        return None
-    return trace.get_current_span
+_trace_ids = TraceIds()
 
 
 def add_trace_context(
@@ -74,16 +67,7 @@ def add_trace_context(
     Adds nothing when no valid span is active or OpenTelemetry is not
     installed, so lines can be joined with their trace in the backend.
     """
-    get_span = _current_span_getter()
-    if get_span is None:
-        return event_dict
-    try:
-        context = get_span().get_span_context()
-    except Exception:  # logging must go on whatever the tracer does
-        return event_dict
-    if context.is_valid:
-        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
-        event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    _trace_ids.add(event_dict)
     return event_dict
 
 
@@ -116,17 +100,15 @@ def _level(level: str | int) -> str | int:
     return level.upper() if isinstance(level, str) else level
 
 
-def _shared_processors(keys: Iterable[str], stdlib: bool = True) -> list[Processor]:
-    # Run for structlog events and, as the pre-chain, for stdlib records.
+def _stdlib_processors(keys: Iterable[str]) -> list[Processor]:
+    # The pre-chain for stdlib records; structlog events get the same steps
+    # from EventChain, without the positional arguments (they have none).
     # format_exc_info comes before redact so tracebacks are scrubbed too.
-    positional: list[Processor] = (
-        [structlog.stdlib.PositionalArgumentsFormatter()] if stdlib else []
-    )
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        *positional,
+        structlog.stdlib.PositionalArgumentsFormatter(),
         IsoTimestamp(),
         add_trace_context,
         structlog.processors.StackInfoRenderer(),
@@ -144,7 +126,7 @@ def make_formatter(
     """
     renderer = _renderer(json)
     return structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_shared_processors(_redact_keys(redact_keys)),
+        foreign_pre_chain=_stdlib_processors(_redact_keys(redact_keys)),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             renderer,
@@ -229,10 +211,9 @@ def configure_logging(
     keys = _redact_keys(redact_keys)
     numeric = logging.getLevelName(_level(level)) if isinstance(level, str) else level
     structlog.configure(
-        processors=[
-            *_shared_processors(keys, stdlib=False),
-            _renderer(json),
-        ],
+        # The steps of _stdlib_processors as one call (the same event dict):
+        # a structlog line is on every frame's path.
+        processors=[EventChain(redact(keys)), _renderer(json)],
         logger_factory=_LoggerFactory(stream),
         # Lines below the level cost a no-op method call.
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -292,12 +273,17 @@ def logging_config(
 
 
 class _Bound:
-    """Undoes its bindings when finished (same task, so same context)."""
+    """Binds one key until finished (same task, so same context).
 
-    __slots__ = ("_tokens",)
+    The context variable is structlog's own (``bind_contextvars`` sets the
+    same one), looked up once: binding is a ``set``, restoring a ``reset``.
+    """
 
-    def __init__(self, **values: Any) -> None:
-        self._tokens = structlog.contextvars.bind_contextvars(**values)
+    __slots__ = ("_token", "_var")
+
+    def __init__(self, var: contextvars.ContextVar[Any], value: Any) -> None:
+        self._var = var
+        self._token: contextvars.Token[Any] | None = var.set(value)
 
     def finish(
         self,
@@ -305,13 +291,15 @@ class _Bound:
         error_type: str | None = None,
         exc: BaseException | None = None,
     ) -> None:
-        tokens, self._tokens = self._tokens, {}
+        token, self._token = self._token, None
+        if token is None:
+            return
         try:
-            structlog.contextvars.reset_contextvars(**tokens)
+            self._var.reset(token)
         except (ValueError, RuntimeError):
-            # Finished in another context: drop the keys rather than leave a
-            # stale action on later lines.
-            structlog.contextvars.unbind_contextvars(*tokens)
+            # Finished in another context: drop the key rather than leave a
+            # stale action on later lines (what unbind_contextvars does).
+            self._var.set(Ellipsis)
 
 
 class _Handshake:
@@ -351,6 +339,8 @@ class LogContextHooks(NoopHooks):
 
     def __init__(self, config: TelemetryConfig) -> None:
         self._log_user_id = config.log_user_id
+        self._action = context_var("action")
+        self._handler = context_var("handler")
 
     def connection_started(
         self, conn: ConnectionInfo, scope: Mapping[str, Any]
@@ -363,11 +353,11 @@ class LogContextHooks(NoopHooks):
     def message_received(
         self, conn: ConnectionInfo, action: str, size: int, carrier: Mapping[str, str]
     ) -> Observation:
-        return _Bound(action=action)
+        return _Bound(self._action, action)
 
     def deliver(
         self, conn: ConnectionInfo, kind: str, name: str, carrier: Mapping[str, str]
     ) -> Observation:
         if kind == "event":
-            return _Bound(handler=name)
-        return _Bound(action=name)
+            return _Bound(self._handler, name)
+        return _Bound(self._action, name)

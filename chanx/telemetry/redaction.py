@@ -41,6 +41,13 @@ _META_KEYS = frozenset(
 )
 # Containers nested deeper than this are replaced (guards against cycles).
 _MAX_DEPTH = 12
+# Authorization schemes whose credential is hidden in text (see _CREDENTIAL).
+_SCHEMES = ("bearer", "token", "basic", "jwt")
+# Values with nothing inside to redact (exact types: a subclass may not be).
+_SCALARS = frozenset({int, float, bool, type(None)})
+# Clean texts remembered per redactor: at most this many, this long each.
+_CACHED_TEXTS = 1024
+_CACHED_TEXT_LENGTH = 80
 # "name=value" (query strings, cookies) and "name: value" (headers, dict
 # reprs); the value is matched only after a secret name, which keeps the scan
 # linear. It may start with a scheme ("Authorization: Bearer xyz").
@@ -58,54 +65,113 @@ _CREDENTIAL = (
 )
 
 
+class _Words:
+    """Finds any of some lower-case words in a text, in any case."""
+
+    __slots__ = ("_any_case", "_ascii")
+
+    def __init__(self, words: Iterable[str]) -> None:
+        words = list(words)
+        # "(?!)" never matches, for an empty word list.
+        alternatives = "|".join(re.escape(w) for w in words) or "(?!)"
+        self._any_case = re.compile(alternatives, re.IGNORECASE)
+        # ASCII text lower-cased, then searched case-sensitively: the same
+        # matches, several times faster. Other text keeps the slow search:
+        # Unicode case folding matches more ("\u017f" is an "s" to it).
+        ascii_words = all(w.isascii() for w in words)
+        self._ascii = re.compile(alternatives) if ascii_words else None
+
+    def found_in(self, text: str) -> bool:
+        """Whether ``text`` contains one of the words, ignoring case."""
+        if self._ascii is not None and text.isascii():
+            return self._ascii.search(text.lower()) is not None
+        return self._any_case.search(text) is not None
+
+
 class _Redactor:
     """Copies an event dict with secret values replaced by :data:`REDACTED`."""
 
-    __slots__ = ("_credential", "_hint", "_key", "_pair", "_secret_keys", "_value")
+    __slots__ = (
+        "_clean_texts",
+        "_credential",
+        "_hint",
+        "_key",
+        "_pair",
+        "_secret_keys",
+        "_value",
+    )
 
     def __init__(self, keys: Iterable[str]) -> None:
-        words = {k.strip().lower() for k in keys if k.strip()}
-        # "(?!)" never matches, for an empty key list.
-        names = "|".join(re.escape(w) for w in sorted(words)) or "(?!)"
-        self._key = re.compile(names, re.IGNORECASE)
+        words = sorted({k.strip().lower() for k in keys if k.strip()})
+        self._key = _Words(words)
         self._pair = re.compile(_PAIR)
         self._value = re.compile(_VALUE, re.IGNORECASE)
         self._credential = re.compile(_CREDENTIAL, re.IGNORECASE)
         # Most values hold no secret word at all: one search rules them out
         # before the pair-by-pair scan (a log line is on every frame's path).
-        self._hint = re.compile(f"{names}|bearer|token|basic|jwt", re.IGNORECASE)
+        self._hint = _Words([*words, *_SCHEMES])
         # Log keys are a small set (field names): remember the verdict.
         self._secret_keys: dict[str, bool] = {}
+        # Short texts seen without any secret word (event names, actions):
+        # most lines repeat them, and a lookup is cheaper than a search.
+        self._clean_texts: dict[str, None] = {}
 
     def __call__(
         self, logger: WrappedLogger, method_name: str, event_dict: EventDict
     ) -> EventDict:
-        # A plain loop with the common cases first: this runs for every line.
-        hint = self._hint.search
-        out: EventDict = {}
+        # Only the values that change are collected: most lines have none,
+        # and then the input itself is returned (it is never modified). The
+        # common cases are inlined: this loop runs for every line.
+        changed: dict[Any, Any] | None = None
+        secret_keys, clean_texts = self._secret_keys, self._clean_texts
         for key, value in event_dict.items():
             if key in _META_KEYS:
-                out[key] = value
-            elif self._secret_key(key):
-                out[key] = REDACTED
+                continue
+            secret = secret_keys.get(key)
+            if secret is None:
+                secret = self._secret_key(key)
+            if secret:
+                new: Any = REDACTED
             elif value.__class__ is str:
-                out[key] = value if hint(value) is None else self._scrub(value)
+                if value in clean_texts:
+                    continue
+                new = self._text(value)
+            elif value.__class__ in _SCALARS:
+                continue
             else:
-                out[key] = self._clean(value, 0)
+                new = self._clean(value, 0)
+            if new is not value:
+                if changed is None:
+                    changed = {}
+                changed[key] = new
+        if changed is None:
+            return event_dict
+        out = dict(event_dict)
+        out.update(changed)
         return out
 
+    def _text(self, text: str) -> str:
+        if text in self._clean_texts:
+            return text
+        scrubbed = self._scrub(text)
+        if scrubbed != text:
+            return scrubbed
+        if len(text) <= _CACHED_TEXT_LENGTH:
+            if len(self._clean_texts) >= _CACHED_TEXTS:
+                self._clean_texts.clear()  # bounded; the hot texts come back
+            self._clean_texts[text] = None
+        return text
+
     def _secret_key(self, key: str) -> bool:
-        secret = self._secret_keys.get(key)
-        if secret is None:
-            secret = self._secret(key)
-            if len(self._secret_keys) < 4096:
-                self._secret_keys[key] = secret
+        secret = self._secret(key)
+        if len(self._secret_keys) < 4096:
+            self._secret_keys[key] = secret
         return secret
 
     def _secret(self, key: Any) -> bool:
         if isinstance(key, bytes):
             key = key.decode("latin-1")
-        return isinstance(key, str) and self._key.search(key) is not None
+        return isinstance(key, str) and self._key.found_in(key)
 
     def _clean(self, value: Any, depth: int) -> Any:
         if isinstance(value, str):
@@ -132,14 +198,14 @@ class _Redactor:
         return tuple(items) if isinstance(value, tuple) else items
 
     def _scrub(self, text: str) -> str:
-        if self._hint.search(text) is None:
+        if not self._hint.found_in(text):
             return text
         parts: list[str] = []
         copied = pos = 0
         # A harmless name's value is scanned on too ("next=/a?token=x").
         while (pair := self._pair.search(text, pos)) is not None:
             pos = pair.end()
-            if not self._key.search(pair["name"]):
+            if not self._key.found_in(pair["name"]):
                 continue
             value = self._value.match(text, pos)
             if value is None:

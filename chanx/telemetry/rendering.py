@@ -7,16 +7,21 @@ paid per message. Both produce what structlog's own processors do:
   ``TimeStamper(fmt="iso", utc=True)`` (``2026-01-31T12:00:00.123456Z``; the
   microseconds are always written), formatting the date and time once per
   second instead of building a ``datetime`` per line;
-- :func:`json_renderer` renders like ``JSONRenderer()`` (same separators,
-  ASCII escapes, ``__structlog__``/``repr`` fallback) with an encoder built
-  once instead of per line (``json.dumps`` builds one whenever it gets
-  ``default=``).
+- :func:`json_renderer` renders one compact JSON object (no spaces after
+  ``,`` and ``:``), ASCII only (other characters as ``\\uXXXX`` escapes),
+  with structlog's ``JSONRenderer()`` fallback for values JSON has no type
+  for (``__structlog__()``, else ``repr()``). Lines whose values are all
+  ``str``, ``int``, ``bool`` or ``None`` are encoded by ``orjson`` when it is
+  installed (about ten times faster than the standard library); any other
+  line, and every line without ``orjson``, by the standard library, so a
+  value renders the same either way.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from structlog.typing import EventDict, WrappedLogger
@@ -37,15 +42,19 @@ class IsoTimestamp:
     def __call__(
         self, logger: WrappedLogger, method_name: str, event_dict: EventDict
     ) -> EventDict:
-        now = time.time()
-        second = int(now)
+        event_dict["timestamp"] = self.now()
+        return event_dict
+
+    def now(self) -> str:
+        """The current time as the ``timestamp`` field writes it."""
+        # Integer nanoseconds: exact microseconds, no float arithmetic.
+        nanos = time.time_ns()
+        second = nanos // 1_000_000_000
         cached = self._cached
         if cached[0] != second:
-            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
             cached = self._cached = (second, text)
-        micros = int((now - second) * 1_000_000)
-        event_dict["timestamp"] = f"{cached[1]}.{micros:06d}Z"
-        return event_dict
+        return f"{cached[1]}{nanos // 1000 % 1_000_000:06d}Z"
 
 
 def _fallback(value: Any) -> Any:
@@ -56,11 +65,38 @@ def _fallback(value: Any) -> Any:
         return repr(value)
 
 
-_encode = json.JSONEncoder(default=_fallback).encode
+_stdlib_encode = json.JSONEncoder(default=_fallback, separators=(",", ":")).encode
+
+# Values orjson encodes exactly as the standard library does. Not float
+# (orjson writes NaN as null), subclasses (an Enum's value, not its repr),
+# containers (their items would need the same check) or UUID and datetime
+# (orjson writes them as text, json falls back to repr).
+_NATIVE = frozenset({str, int, bool, type(None)})
+
+
+def _orjson_dumps() -> Callable[[Any], bytes] | None:
+    try:
+        import orjson
+    except ImportError:  # optional speed-up: the standard library does it all
+        return None
+    return orjson.dumps
+
+
+_dumps = _orjson_dumps()
 
 
 def json_renderer(
     logger: WrappedLogger, method_name: str, event_dict: EventDict
 ) -> str:
-    """Render ``event_dict`` as one JSON line, as structlog's ``JSONRenderer()``."""
-    return _encode(event_dict)
+    """Render ``event_dict`` as one compact, ASCII-only JSON object."""
+    if _dumps is not None and _NATIVE.issuperset(map(type, event_dict.values())):
+        try:
+            line = _dumps(event_dict)
+        except TypeError:  # a key that is not a str, an int past 64 bits
+            pass
+        else:
+            # Non-ASCII text keeps the standard library's \u escapes, so a
+            # line never depends on the encoding of the file it goes to.
+            if line.isascii():
+                return line.decode("ascii")
+    return _stdlib_encode(event_dict)

@@ -467,3 +467,17 @@ async def test_handler_failure_is_one_json_line_with_its_traceback(
     assert handling["route"] == "/log/<room>/"
     assert failed["exception"].startswith("Traceback (most recent call last):")
     assert f"RuntimeError: {SECRET}" in failed["exception"]
+
+
+# Stack info ---------------------------------------------------------------------
+
+
+def test_stack_info_starts_at_the_caller(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(json=True)
+    structlog.get_logger("chanx.demo").info("where", stack_info=True)
+    [line] = json_lines(capsys.readouterr().out)
+    assert "stack_info" not in line
+    # The innermost frame is this test's call, not a chanx processor.
+    *_, where, code = line["stack"].splitlines()
+    assert where.endswith("in test_stack_info_starts_at_the_caller")
+    assert code.strip().startswith('structlog.get_logger("chanx.demo")')

@@ -1,0 +1,170 @@
+"""The processors of a structlog event, run as one: the per-line hot path.
+
+:func:`chanx.telemetry.logs.configure_logging` gives structlog
+:class:`EventChain` and a renderer instead of the nine processors it used to
+chain (``merge_contextvars``, ``add_log_level``, ``add_logger_name``, the
+timestamp, :func:`~chanx.telemetry.logs.add_trace_context`,
+``StackInfoRenderer``, ``format_exc_info``, redaction). The event dict comes
+out the same; what is saved is a call per step, a scan of every context
+variable of the task (most of them not structlog's) and the formatting of
+the same trace ids on every line of a span.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+from chanx.telemetry.redaction import EventProcessor
+from chanx.telemetry.rendering import IsoTimestamp
+
+__all__ = ["EventChain", "TraceIds", "context_var"]
+
+_PREFIX_LENGTH = len(structlog.contextvars.STRUCTLOG_KEY_PREFIX)
+# What structlog's add_log_level writes for its method aliases.
+_LEVEL_NAMES = {"warn": "warning", "exception": "error"}
+
+
+def context_var(key: str) -> contextvars.ContextVar[Any]:
+    """The context variable behind ``structlog.contextvars.bind_contextvars(key=)``.
+
+    Setting it is binding ``key``; resetting its token restores the value
+    before; setting ``Ellipsis`` unbinds it, as ``unbind_contextvars`` does.
+    """
+    # Bound in a throwaway context, so the caller's is left as it was.
+    bind = structlog.contextvars.bind_contextvars
+    tokens = contextvars.Context().run(bind, **{key: Ellipsis})
+    return tokens[key].var
+
+
+class _ContextVars:
+    """Merges structlog's context variables in, as ``merge_contextvars`` does.
+
+    ``merge_contextvars`` walks every variable of the current context and
+    picks structlog's by name; this reads only structlog's, which it keeps a
+    registry of. Without that registry (another structlog), it falls back.
+    """
+
+    __slots__ = ("_registry", "_vars")
+
+    def __init__(self) -> None:
+        registry = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
+        self._registry: dict[str, contextvars.ContextVar[Any]] | None = (
+            registry if isinstance(registry, dict) else None
+        )
+        self._vars: tuple[tuple[str, contextvars.ContextVar[Any]], ...] = ()
+
+    def merge(self, event_dict: EventDict) -> None:
+        registry = self._registry
+        if registry is None:
+            structlog.contextvars.merge_contextvars(None, "", event_dict)
+            return
+        pairs = self._vars
+        # The registry only grows (a variable per key ever bound); tuple()
+        # copies it without running Python code, so no thread can resize it
+        # in between.
+        if len(pairs) != len(registry):
+            pairs = self._vars = tuple(
+                (name[_PREFIX_LENGTH:], var) for name, var in tuple(registry.items())
+            )
+        for key, var in pairs:
+            value = var.get()
+            if value is not Ellipsis and key not in event_dict:
+                event_dict[key] = value
+
+
+@functools.cache
+def _opentelemetry() -> tuple[Callable[[], Any], Callable[[Any], Any]] | None:
+    # Imported on first use: OpenTelemetry is optional for logging.
+    try:
+        from opentelemetry import context, trace
+    except ImportError:
+        return None
+    return context.get_current, trace.get_current_span
+
+
+def _ids(span_context: Any) -> tuple[str, str] | None:
+    if not span_context.is_valid:
+        return None
+    return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
+
+
+class TraceIds:
+    """Adds ``trace_id``/``span_id`` of the active span, formatted once per span.
+
+    OpenTelemetry's context is an immutable mapping, a new one each time a
+    span is made current: while the same one is current (the two lines of a
+    frame), so is the same span, and its ids are kept with it.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        # (OpenTelemetry context, its span's ids or None), replaced as one.
+        self._last: tuple[Any, tuple[str, str] | None] = (None, None)
+
+    def add(self, event_dict: EventDict) -> None:
+        """Add the ids of the active valid span to ``event_dict``, if any."""
+        api = _opentelemetry()
+        if api is None:
+            return
+        get_context, get_span = api
+        try:
+            context = get_context()
+            last = self._last
+            if last[0] is not context:
+                ids = _ids(get_span(context).get_span_context())
+                last = self._last = (context, ids)
+        except Exception:  # logging must go on whatever the tracer does
+            return
+        ids = last[1]
+        if ids is not None:
+            event_dict.setdefault("trace_id", ids[0])
+            event_dict.setdefault("span_id", ids[1])
+
+
+class EventChain:
+    """One structlog processor doing what chanx's processor list did.
+
+    In order: structlog's context variables (call and bound values win),
+    ``level``, ``logger``, ``timestamp`` (:class:`IsoTimestamp`), the trace
+    ids, ``stack`` and ``exception`` (only for lines that ask), then
+    ``redact``. Its result goes to a renderer.
+
+    Args:
+        redact: The redaction processor, run last.
+    """
+
+    __slots__ = ("_context", "_redact", "_stack", "_timestamp", "_trace_ids")
+
+    def __init__(self, redact: EventProcessor) -> None:
+        self._redact = redact
+        self._context = _ContextVars()
+        self._timestamp = IsoTimestamp()
+        self._trace_ids = TraceIds()
+        # The stack starts at the caller's frame, not at this module's.
+        self._stack = structlog.processors.StackInfoRenderer(
+            additional_ignores=[__name__]
+        )
+
+    def __call__(
+        self, logger: WrappedLogger, method_name: str, event_dict: EventDict
+    ) -> EventDict:
+        self._context.merge(event_dict)
+        event_dict["level"] = _LEVEL_NAMES.get(method_name, method_name)
+        record = event_dict.get("_record")
+        event_dict["logger"] = logger.name if record is None else record.name
+        event_dict["timestamp"] = self._timestamp.now()
+        self._trace_ids.add(event_dict)
+        if "stack_info" in event_dict:
+            event_dict = self._stack(logger, method_name, event_dict)
+        if "exc_info" in event_dict:
+            event_dict = structlog.processors.format_exc_info(
+                logger, method_name, event_dict
+            )
+        return self._redact(logger, method_name, event_dict)
