@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
+from django.http import QueryDict
 from django.http.cookie import parse_cookie
 
 from chanx.generic.requests import build_request
@@ -134,3 +135,28 @@ def test_scope_user_and_session_are_attached() -> None:
 
 def test_without_scope_user_request_has_no_user() -> None:
     assert not hasattr(build_request(scope()), "user")
+
+
+def test_released_request_reads_the_same_again() -> None:
+    request = build_request(
+        scope(
+            headers=[(b"cookie", b"sessionid=abc"), (b"x-tag", b"one")],
+            query_string=b"a=1&a=2",
+            client=("192.0.2.10", 40000),
+        )
+    )
+    before = (dict(request.META), request.GET.getlist("a"), dict(request.COOKIES))
+    request.release()
+    after = (dict(request.META), request.GET.getlist("a"), dict(request.COOKIES))
+    assert after == before
+    assert request.headers["X-Tag"] == "one"
+
+
+def test_body_containers_are_empty_and_assignable() -> None:
+    request = build_request(scope(), "post")
+    assert not request.POST
+    assert not request.FILES
+    request.POST = QueryDict("x=1")
+    request.GET = QueryDict("y=2")
+    assert request.POST["x"] == "1"
+    assert request.GET["y"] == "2"

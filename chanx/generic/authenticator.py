@@ -7,6 +7,7 @@ runs in a worker thread because authenticators and lookups hit the database.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -66,14 +67,36 @@ class AuthenticationResult:
             return "Error"
 
 
+# Every connection keeps its request, and the request its view, parsers and
+# negotiator: these hold no per-request state, so all connections share them.
+_JSON_RENDERER = JSONRenderer()
+
+
+@functools.lru_cache(maxsize=32)
+def _shared_instances(classes: tuple[type[Any], ...]) -> tuple[Any, ...]:
+    return tuple(cls() for cls in classes)
+
+
+@functools.lru_cache(maxsize=16)
+def _method_names(method: str) -> list[str]:
+    return [method.lower()]
+
+
 class _HandshakeView(GenericAPIView):  # type: ignore[type-arg]
     """A DRF view that never renders: it only runs the checks."""
+
+    def get_parsers(self) -> Any:
+        # A handshake has no body: parsers are never used, only listed.
+        return _shared_instances(tuple(self.parser_classes))
+
+    def get_content_negotiator(self) -> Any:
+        return _shared_instances((self.content_negotiation_class,))[0]
 
     def perform_content_negotiation(
         self, request: Request, force: bool = False
     ) -> tuple[Any, str]:
         # Frames are always JSON; a browser's Accept header must not cause a 406.
-        return JSONRenderer(), "application/json"
+        return _JSON_RENDERER, "application/json"
 
 
 @dataclass(frozen=True)
@@ -103,7 +126,8 @@ class ChanxWebsocketAuthenticator:
         """The blocking part of :meth:`authenticate`."""
         view = self._view(scope)
         try:
-            request = view.initialize_request(build_request(scope, self.auth_method))
+            handshake = build_request(scope, self.auth_method)
+            request = view.initialize_request(handshake)
             view.request = request
             view.initial(request)
             obj = view.get_object() if self.queryset is not None else None
@@ -116,6 +140,9 @@ class ChanxWebsocketAuthenticator:
         except Exception:
             _log.exception("authentication_error", path=scope.get("path"))
             return AuthenticationResult(500, {"detail": "Internal server error"})
+        # The connection keeps the request: what it holds twice (the headers
+        # are in the scope too) is rebuilt only if read again.
+        handshake.release()
         return AuthenticationResult(200, {"detail": "OK"}, request.user, request, obj)
 
     def _view(self, scope: Mapping[str, Any]) -> _HandshakeView:
@@ -126,13 +153,15 @@ class ChanxWebsocketAuthenticator:
         view.format_kwarg = None
         view.headers = {}
         # api_settings imports the configured class paths; the stubs say str.
+        # Not copied: DRF only iterates them, and the view lives as long as
+        # the connection (request.parser_context["view"]).
         defaults: Any = api_settings
-        view.authentication_classes = list(
+        view.authentication_classes = (
             defaults.DEFAULT_AUTHENTICATION_CLASSES
             if self.authentication_classes is None
             else self.authentication_classes
         )
-        view.permission_classes = list(
+        view.permission_classes = (
             defaults.DEFAULT_PERMISSION_CLASSES
             if self.permission_classes is None
             else self.permission_classes
@@ -142,7 +171,7 @@ class ChanxWebsocketAuthenticator:
         view.lookup_field = self.lookup_field
         view.lookup_url_kwarg = self.lookup_url_kwarg
         # DRF views refuse disallowed methods before any check; allow ours.
-        view.http_method_names = [self.auth_method.lower()]
+        view.http_method_names = _method_names(self.auth_method)
         return view
 
     @staticmethod

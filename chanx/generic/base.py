@@ -32,6 +32,7 @@ from chanx.faults import (
     within,
 )
 from chanx.hooks import ConnectionInfo, ConsumerHooks, as_safe, get_hooks
+from chanx.limits import connection_slots
 from chanx.messages.base import BaseMessage
 from chanx.messages.outgoing import CompleteMessage, ErrorMessage
 from chanx.schema import UNKNOWN, ConsumerSchema
@@ -51,6 +52,32 @@ def resolve_hooks(consumer: type[Any]) -> ConsumerHooks:
 
 class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
     """Options, per-connection state and the send path of a chanx consumer."""
+
+    # Per-connection state in slots, out of the instance dict: with many
+    # handshakes in flight, CPython (3.11) often gives each instance its own
+    # full dict instead of the class's shared keys, ~0.8 KB per connection.
+    # The dict stays for Channels' ``groups`` and subclasses' own attributes.
+    __slots__ = (
+        "_auth_state",
+        "_closing",
+        "_guard",
+        "_handling",
+        "_holds_slot",
+        "_hooks",
+        "_joined",
+        "_send_timeout",
+        "base_send",
+        "channel_layer",
+        "channel_name",
+        "config",
+        "conn",
+        "logger",
+        "obj",
+        "request",
+        "schema",
+        "scope",
+        "user",
+    )
 
     # DRF-style authentication; None means DRF's configured defaults.
     authentication_classes: Sequence[type[Any]] | None = None
@@ -94,7 +121,8 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.schema: ConsumerSchema = self._chanx_schema
         self.config: ConsumerConfig = resolve_config(type(self))
         # Copied: appending to self.groups must not change the class attribute.
-        self.groups = list(type(self).groups or [])
+        # In the instance dict Channels' base class provides, not a slot.
+        self.groups = list(type(self).groups or [])  # type: ignore[misc]
         self.user = None
         self.request = None
         self.obj = None
@@ -105,6 +133,9 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
         # Held while a message is handled, so a graceful close waits for it.
         self._handling = asyncio.Lock()
         self._closing = False
+        self._guard = self.config.limits.guard()
+        #: Whether this connection counts against ``MAX_CONNECTIONS``.
+        self._holds_slot = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Run the connection: Channels' dispatch loop, fault-tolerant.
@@ -130,6 +161,15 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
             await self._end_dropped(dropped.code)
         finally:
             unregister(self)
+            # Also when the connection ends without websocket_disconnect (an
+            # exception escaped a handler): a leaked slot would be lost for good.
+            self._release_slot()
+
+    def _release_slot(self) -> None:
+        """Give back the ``MAX_CONNECTIONS`` slot (once; safe to call again)."""
+        if self._holds_slot:
+            self._holds_slot = False
+            connection_slots.release()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Route an ASGI or channel-layer message to its handler method.

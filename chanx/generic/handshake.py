@@ -36,9 +36,6 @@ _log = structlog.get_logger("chanx.consumer")
 class HandshakeMixin(ConsumerBase):
     """Connection lifecycle of a chanx consumer."""
 
-    #: Whether this connection counts against ``MAX_CONNECTIONS``.
-    _holds_slot = False
-
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         """Handle the handshake: run :meth:`connect` and report its outcome.
 
@@ -90,12 +87,6 @@ class HandshakeMixin(ConsumerBase):
         observation.finish("rejected", "503")
         await self.accept()
         await self.close(CAPACITY_CLOSE_CODE)
-
-    def _release_slot(self) -> None:
-        """Give back the ``MAX_CONNECTIONS`` slot (once; safe to call again)."""
-        if self._holds_slot:
-            self._holds_slot = False
-            connection_slots.release()
 
     async def connect(self) -> None:
         """Accept, authenticate, join groups, then report the outcome to the client.

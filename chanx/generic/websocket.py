@@ -115,18 +115,6 @@ class AsyncJsonWebsocketConsumer(
             build_schema(cls.__name__, args) if is_concrete(args) else None
         )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._guard = self.config.limits.guard()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            # Also when the connection ends without websocket_disconnect (an
-            # exception escaped a handler): a leaked slot would be lost for good.
-            self._release_slot()
-
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         """Pass a text frame to :meth:`receive`; answer a binary one with an error."""
         if self._auth_state == "failed":
