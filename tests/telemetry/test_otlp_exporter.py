@@ -8,10 +8,7 @@ official exporter's transport options and failure behaviour.
 from __future__ import annotations
 
 import gzip
-import threading
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
@@ -38,36 +35,15 @@ from structlog.testing import capture_logs
 from chanx.telemetry import otlp_exporter
 from chanx.telemetry.otlp_exporter import FastOTLPSpanExporter
 from chanx.telemetry.sdk import create_tracer_provider
-from tests.telemetry.test_sdk import closed_port, run
+from tests.telemetry.test_sdk import Collector, closed_port, run
 
 
-class Receiver:
-    """An OTLP/HTTP endpoint on loopback keeping each request's headers
-    (lowercase, plus its ``path``) and body."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        received = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                received.append(({**headers, "path": self.path}, body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+class Receiver(Collector):
+    """test_sdk's loopback OTLP/HTTP collector, decoding what it received."""
 
     def request(self, index: int = 0) -> ExportTraceServiceRequest:
-        headers, body = self.requests[index]
-        if headers.get("content-encoding") == "gzip":
+        body = self.requests[index][1]
+        if self.headers[index].get("content-encoding") == "gzip":
             body = gzip.decompress(body)
         request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(body)
         return request
@@ -77,8 +53,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     receiver = Receiver()
     yield receiver
-    receiver.server.shutdown()
-    receiver.server.server_close()
+    receiver.close()
 
 
 def chanx_spans(count: int = 3) -> Sequence[ReadableSpan]:
@@ -124,8 +99,9 @@ def test_transport_options_come_from_the_official_exporter(
     exporter = FastOTLPSpanExporter(compression=Compression.Gzip)
     spans = chanx_spans()
     assert exporter.export(spans) is SpanExportResult.SUCCESS
-    [(headers, _)] = receiver.requests
-    assert headers["path"] == "/custom"
+    [(path, _)] = receiver.requests
+    [headers] = receiver.headers
+    assert path == "/custom"
     assert headers["content-type"] == "application/x-protobuf"
     assert headers["content-encoding"] == "gzip"
     assert headers["x-tenant"] == "chat"

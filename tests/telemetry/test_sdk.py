@@ -64,11 +64,16 @@ class Collector:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, bytes]] = []
+        #: Each request's headers, names lowercased, in the order received.
+        self.headers: list[dict[str, str]] = []
         collector = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                collector.headers.append(
+                    {k.lower(): v for k, v in self.headers.items()}
+                )
                 collector.requests.append((self.path, body))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
