@@ -88,6 +88,7 @@ LEAN = {
 }
 Samples = dict[str, dict[str, list[float]]]
 FANOUT_WORKLOADS = ("fanout_memory", "fanout_redis")
+FANOUT_VARIANTS = ("chanx", "chanx_off", "plain")
 
 #: (row, workload, numerator, denominator, comparison, goal); "" = report only.
 TARGETS = [
@@ -103,6 +104,7 @@ TARGETS = [
     ("lean on / off, round trip", "echo_rt", "chanx_lean", "chanx_off", "", 0.0),
     ("lean on / plain, round trip", "echo_rt", "chanx_lean", "plain", "", 0.0),
     ("lean on / plain, pipelined", "echo_pipe", "chanx_lean", "plain", "", 0.0),
+    ("fan-out in-memory, off / plain", "fanout_memory", "chanx_off", "plain", "", 0.0),
 ]
 
 
@@ -175,6 +177,8 @@ class Run:
         pairs = [
             ("fanout_memory", "chanx", self.url("chanx_on", "/ws/chanx/fanout/")),
             ("fanout_memory", "plain", self.url("plain", "/ws/plain/fanout/")),
+            # Report only: what the fan-out costs without telemetry.
+            ("fanout_memory", "chanx_off", self.url("chanx_off", "/ws/chanx/fanout/")),
             ("fanout_redis", "chanx", self.url("redis_chanx", "/ws/chanx/fanout/")),
             ("fanout_redis", "plain", self.url("redis_plain", "/ws/plain/fanout/")),
         ]
@@ -267,10 +271,12 @@ def print_figures(run: Run) -> None:
         f"medians of {p.rounds} rounds (deliveries/s, lost in total)"
     )
     for workload in FANOUT_WORKLOADS:
-        for v in ("chanx", "plain"):
+        for v in FANOUT_VARIANTS:
+            if not got(s, workload, v) and v == "chanx_off":
+                continue  # measured on the in-memory layer only
             lost = sum(run.lost.get(f"{workload}.{v}", []))
             rate = median(got(s, workload, v))
-            print(f"  {workload:16s}{v:8s}{rate:12.0f}/s  lost {lost}")
+            print(f"  {workload:16s}{v:10s}{rate:10.0f}/s  lost {lost}")
     for v in ("chanx", "plain"):
         kib = median(got(s, "memory", v)) / 1024
         auth = median(got(s, "connect_auth", v))
@@ -283,7 +289,11 @@ def print_figures(run: Run) -> None:
 def print_targets(run: Run) -> bool:
     """Each target's ratio and verdict; False when chanx lost deliveries."""
     s = run.samples
-    lost = sum(sum(run.lost.get(f"{w}.chanx", [])) for w in FANOUT_WORKLOADS)
+    lost = sum(
+        sum(run.lost.get(f"{w}.{v}", []))
+        for w in FANOUT_WORKLOADS
+        for v in ("chanx", "chanx_off")
+    )
     rows = [
         (name, paired_ratio(s, workload, top, bottom), op, goal)
         for name, workload, top, bottom, op, goal in TARGETS

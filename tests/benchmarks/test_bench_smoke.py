@@ -45,17 +45,18 @@ def smoke_output() -> str:
 
 def test_every_fan_out_delivery_arrives(smoke_output: str) -> None:
     lines = re.findall(
-        r"^\s+fanout_(memory|redis)\s+(chanx|plain)\s.*lost (\d+)$",
+        r"^\s+fanout_(memory|redis)\s+(chanx|chanx_off|plain)\s.*lost (\d+)$",
         smoke_output,
         re.MULTILINE,
     )
     assert {(layer, variant) for layer, variant, _ in lines} == {
         ("memory", "chanx"),
+        ("memory", "chanx_off"),
         ("memory", "plain"),
         ("redis", "chanx"),
         ("redis", "plain"),
     }
-    assert [lost for *_, lost in lines] == ["0", "0", "0", "0"]
+    assert [lost for *_, lost in lines] == ["0"] * 5
 
 
 def test_prints_a_verdict_for_every_target(smoke_output: str) -> None:
@@ -78,6 +79,7 @@ def test_prints_a_verdict_for_every_target(smoke_output: str) -> None:
         "connect+auth rate, chanx / plain",
         "lean on / off, round trip",
         "lean on / plain, round trip",
+        "fan-out in-memory, off / plain",
         "lean on / plain, pipelined",
     }
     assert rows["chanx lost deliveries"] == "PASS"
