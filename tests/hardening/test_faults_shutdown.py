@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import ClientConnection
 
 from tests.e2e.clients import RECV_TIMEOUT, next_frame, open_ws
 from tests.e2e.peers import OtlpReceiver
@@ -95,6 +96,21 @@ def wait_exit(server: UvicornServer, timeout: float) -> float:
     return time.monotonic() - started
 
 
+async def sigterm_while_handling_a_ping(
+    server: ServeProcess, ws: ClientConnection
+) -> None:
+    """Authenticated ``ws`` sends a ping; once the server is handling it, SIGTERM."""
+    assert (await next_frame(ws))["payload"]["status_code"] == 200
+    await ws.send(json.dumps({"action": "ping"}))
+    await eventually(
+        lambda: asyncio.to_thread(lambda: "message_received" in logged_events(server)),
+        RECV_TIMEOUT,
+        "the server to start handling the ping",
+    )
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+
+
 async def test_sigterm_finishes_in_flight_message_closes_1001_and_flushes(
     setup: Setup,
 ) -> None:
@@ -102,17 +118,7 @@ async def test_sigterm_finishes_in_flight_message_closes_1001_and_flushes(
         server = start(setup, receiver, "drain")
         try:
             async with open_ws(server, "/ws/slow/") as ws:
-                assert (await next_frame(ws))["payload"]["status_code"] == 200
-                await ws.send(json.dumps({"action": "ping"}))
-                await eventually(
-                    lambda: asyncio.to_thread(
-                        lambda: "message_received" in logged_events(server)
-                    ),
-                    RECV_TIMEOUT,
-                    "the server to start handling the ping",
-                )
-                assert server.process is not None
-                server.process.send_signal(signal.SIGTERM)
+                await sigterm_while_handling_a_ping(server, ws)
                 await eventually(
                     lambda: asyncio.to_thread(
                         lambda: "drain_started" in logged_events(server)
@@ -142,17 +148,7 @@ async def test_drain_timeout_bounds_shutdown_of_a_stuck_handler(
         server = start(setup, receiver, "drain-timeout", STUCK_REPLY, args)
         try:
             async with open_ws(server, "/ws/slow/") as ws:
-                assert (await next_frame(ws))["payload"]["status_code"] == 200
-                await ws.send(json.dumps({"action": "ping"}))
-                await eventually(
-                    lambda: asyncio.to_thread(
-                        lambda: "message_received" in logged_events(server)
-                    ),
-                    RECV_TIMEOUT,
-                    "the server to start handling the ping",
-                )
-                assert server.process is not None
-                server.process.send_signal(signal.SIGTERM)
+                await sigterm_while_handling_a_ping(server, ws)
                 # The handler would take a minute: the drain gives up, and
                 # uvicorn closes the socket with 1012 ("service restart").
                 await asyncio.wait_for(ws.wait_closed(), SHORT_DRAIN + EXIT_MARGIN)
