@@ -37,6 +37,10 @@ DEFAULTS: dict[str, Any] = {
     "REDACT_KEYS": ["token", "password", "secret", "cookie", "authorization"],
     # How a `process` span relates to its producer: "parent" or "link".
     "PROCESS_SPAN": "parent",
+    # Start chanx's spans on an SDK tracer provider without re-validating the
+    # attributes chanx builds (chanx.telemetry.fast_spans); False: the SDK's
+    # own start_span for every span.
+    "FAST_SPANS": True,
     # /metrics protection: a bearer token and/or a list of CIDR networks.
     "METRICS_TOKEN": None,
     "METRICS_ALLOWED_NETWORKS": None,
@@ -57,6 +61,7 @@ class TelemetryConfig:
     log_user_id: bool = True
     redact_keys: tuple[str, ...] = tuple(DEFAULTS["REDACT_KEYS"])
     process_span: Literal["parent", "link"] = "parent"
+    fast_spans: bool = True
     metrics_token: str | None = None
     metrics_allowed_networks: tuple[Network, ...] | None = None
     readyz_timeout: float = 2.0
@@ -93,6 +98,7 @@ class TelemetryConfig:
             log_user_id=bool(merged["LOG_USER_ID"]),
             redact_keys=tuple(str(key).lower() for key in merged["REDACT_KEYS"]),
             process_span=_process_span(merged["PROCESS_SPAN"]),
+            fast_spans=bool(merged["FAST_SPANS"]),
             metrics_token=merged["METRICS_TOKEN"] or None,
             metrics_allowed_networks=_networks(merged["METRICS_ALLOWED_NETWORKS"]),
             readyz_timeout=float(merged["READYZ_TIMEOUT"]),

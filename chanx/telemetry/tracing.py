@@ -50,11 +50,12 @@ from opentelemetry.trace import (
     StatusCode,
     TracerProvider,
 )
+from opentelemetry.util.types import AttributeValue
 
-from chanx import __version__
 from chanx.hooks import ConnectionInfo, Observation
 from chanx.telemetry.config import TelemetryConfig
 from chanx.telemetry.naming import BoundedNames
+from chanx.telemetry.span_starter import SpanStarter
 
 __all__ = ["CONNECT_SPAN_KEY", "MULTIPLE_DESTINATIONS", "TracingHooks"]
 
@@ -123,12 +124,30 @@ def _detach(token: Token[Context]) -> None:
         token.var.reset(token)
 
 
+def _add_event(span: Span, name: str, attributes: dict[str, AttributeValue]) -> None:
+    # chanx's own event attributes are valid by construction: spans from the
+    # SDK fast path store them without re-validating.
+    add = getattr(span, "add_trusted_event", None)
+    if add is None:
+        span.add_event(name, attributes)
+    else:
+        add(name, attributes)
+
+
+def _set_attribute(span: Span, key: str, value: AttributeValue) -> None:
+    set_trusted = getattr(span, "set_trusted_attribute", None)
+    if set_trusted is None:
+        span.set_attribute(key, value)
+    else:
+        set_trusted(key, value)
+
+
 def _mark_error(span: Span, error_type: str | None, exc: BaseException | None) -> None:
     # No status description: error.type carries the class, the exception
     # event the message.
     span.set_status(StatusCode.ERROR)
     if error_type:
-        span.set_attribute("error.type", error_type)
+        _set_attribute(span, "error.type", error_type)
     if exc is not None:
         span.record_exception(exc)
 
@@ -172,13 +191,13 @@ class _ConnectObservation(_SpanObservation):
     def _annotate(self, span: Span, outcome: str, error_type: str | None) -> None:
         if not span.is_recording():
             return
-        span.set_attribute("chanx.connect.result", outcome)
+        _set_attribute(span, "chanx.connect.result", outcome)
         status_code = self._conn.status_code
         if status_code is not None:
-            span.set_attribute("chanx.auth.status_code", status_code)
+            _set_attribute(span, "chanx.auth.status_code", status_code)
         if outcome == "rejected" and error_type:
             # An expected authentication outcome: labelled, not an error status.
-            span.set_attribute("error.type", error_type)
+            _set_attribute(span, "error.type", error_type)
 
 
 def _connect_links(conn: ConnectionInfo) -> tuple[Link, ...] | None:
@@ -215,9 +234,8 @@ class TracingHooks:
     def __init__(
         self, config: TelemetryConfig, tracer_provider: TracerProvider | None = None
     ) -> None:
-        self._tracer = trace.get_tracer(
-            "chanx", __version__, tracer_provider=tracer_provider
-        )
+        self.spans = SpanStarter(tracer_provider, fast=config.fast_spans)
+        self._start = self.spans.start
         self._link_producer = config.process_span == "link"
         # Raw group names repeat (one per room): cache their templates, and
         # cap distinct templates in case GROUP_TEMPLATE lets free text through.
@@ -241,11 +259,11 @@ class TracingHooks:
             # No server span (ASGI instrumentation would have continued the
             # header's trace already): continue it here.
             parent = propagate.extract(scope.get("headers") or (), parent, _HEADERS)
-        span = self._tracer.start_span(
+        span = self._start(
             self._connect[conn.route],
             parent,
-            kind=SpanKind.SERVER,
-            attributes={
+            SpanKind.SERVER,
+            {
                 "http.route": conn.route,
                 "chanx.consumer": conn.consumer,
                 "chanx.connection_id": conn.connection_id,
@@ -258,18 +276,18 @@ class TracingHooks:
         """Add a ``connection_closed`` event to the current span."""
         span = trace.get_current_span()
         if span.is_recording():
-            span.add_event("connection_closed", {"chanx.close_code": code})
+            _add_event(span, "connection_closed", {"chanx.close_code": code})
 
     def message_received(
         self, conn: ConnectionInfo, action: str, size: int, carrier: Mapping[str, str]
     ) -> Observation:
         """Start ``receive {action}``, current while the frame is handled."""
         parent = propagate.extract(carrier, _ROOT) if carrier else _ROOT
-        span = self._tracer.start_span(
+        span = self._start(
             self._receive[action],
             parent,
-            kind=SpanKind.CONSUMER,
-            attributes={
+            SpanKind.CONSUMER,
+            {
                 "messaging.system": _SYSTEM,
                 "messaging.operation.type": "process",
                 "messaging.operation.name": "receive",
@@ -278,7 +296,7 @@ class TracingHooks:
                 "messaging.message.body.size": size,
                 "http.route": conn.route,
             },
-            links=_connect_links(conn),
+            _connect_links(conn),
         )
         return _SpanObservation(span, trace.set_span_in_context(span, parent))
 
@@ -286,7 +304,8 @@ class TracingHooks:
         """Add a ``message_sent`` event to the current span."""
         span = trace.get_current_span()
         if span.is_recording():
-            span.add_event(
+            _add_event(
+                span,
                 "message_sent",
                 {"chanx.action": action, "messaging.message.body.size": size},
             )
@@ -300,7 +319,7 @@ class TracingHooks:
         carrier: dict[str, str],
     ) -> Observation:
         """Start ``send {template}`` under the current span; inject it into ``carrier``."""
-        attributes: dict[str, Any] = {
+        attributes: dict[str, AttributeValue] = {
             "messaging.system": _SYSTEM,
             "messaging.operation.type": "send",
             "messaging.operation.name": "send",
@@ -317,9 +336,7 @@ class TracingHooks:
             attributes["messaging.batch.message_count"] = len(groups)
         if conn is not None:
             attributes["chanx.consumer"] = conn.consumer
-        span = self._tracer.start_span(
-            span_name, kind=SpanKind.PRODUCER, attributes=attributes
-        )
+        span = self._start(span_name, None, SpanKind.PRODUCER, attributes)
         current = trace.set_span_in_context(span)
         propagate.inject(carrier, current, _STR_SETTER)
         return _SpanObservation(span, current)
@@ -336,11 +353,11 @@ class TracingHooks:
                 links = (Link(producer),)
             # A new trace, keeping anything else the carrier held (baggage).
             parent = trace.set_span_in_context(INVALID_SPAN, parent)
-        span = self._tracer.start_span(
+        span = self._start(
             self._process[name],
             parent,
-            kind=SpanKind.CONSUMER,
-            attributes={
+            SpanKind.CONSUMER,
+            {
                 "messaging.system": _SYSTEM,
                 "messaging.operation.type": "process",
                 "messaging.operation.name": "process",
@@ -348,7 +365,7 @@ class TracingHooks:
                 "chanx.consumer": conn.consumer,
                 _label_key(kind): name,
             },
-            links=links,
+            links,
         )
         return _SpanObservation(span, trace.set_span_in_context(span, parent))
 
@@ -358,7 +375,8 @@ class TracingHooks:
         """Add a ``channel_layer_error`` event to the current span."""
         span = trace.get_current_span()
         if span.is_recording():
-            span.add_event(
+            _add_event(
+                span,
                 "channel_layer_error",
                 {"chanx.operation": operation, "error.type": type(exc).__name__},
             )

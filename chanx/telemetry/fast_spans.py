@@ -1,0 +1,298 @@
+"""Recording spans for chanx's own hooks without the SDK's generic overhead.
+
+The OpenTelemetry SDK validates every attribute of every span and event
+(``BoundedAttributes``), takes locks and copies the span for its processors
+when it ends. For a span per frame that is most of telemetry's cost, and
+chanx builds its attributes itself from bounded, already valid values.
+
+:func:`sdk_starter` returns a function that starts spans for an SDK
+``Tracer`` exactly as ``Tracer.start_span`` would (same sampler call, ids,
+trace flags and state, processors, self-metrics and limits), except that the
+span is a :class:`ChanxSpan`: an SDK ``Span`` whose chanx-built attributes
+and events are stored as given. Anything else, a user's
+``span.set_attribute()`` included, goes through the SDK's own validation.
+When the SDK's internals are not the ones this module was written against it
+returns None, and chanx uses the SDK's ``start_span``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from time import time_ns
+from typing import Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace import Event, EventBase
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from chanx.telemetry.span_starter import StartSpan
+
+__all__ = ["ChanxSpan", "sdk_starter"]
+
+_log = logging.getLogger(__name__)
+
+
+_UNSET = Status(StatusCode.UNSET)
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
+_RANDOM: int = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+
+
+class ChanxSpan(sdk_trace.Span):
+    """An SDK span started by chanx; chanx's own attributes skip re-validation.
+
+    Attributes and events stay a plain ``dict`` and ``list`` while only chanx
+    writes them; the first write through the public API (``set_attribute``,
+    ``add_event``, ``add_link``) turns them into the SDK's bounded
+    containers, so users get the SDK's validation and limits.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        tracer: sdk_trace.Tracer,
+        kind: SpanKind,
+        attributes: dict[str, AttributeValue] | BoundedAttributes,
+        links: Sequence[Link],
+        record_end_metrics: Callable[[], None] | None,
+    ) -> None:
+        # Deliberately no super().__init__(): it is what this class avoids.
+        # ``sdk_starter`` checks that these are all the fields the SDK sets.
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._instrumentation_info = tracer.instrumentation_info
+        self._instrumentation_scope = tracer._instrumentation_scope
+        self._parent = parent
+        self._start_time: int | None = time_ns()
+        self._end_time: int | None = None
+        self._attributes: Any = attributes
+        self._events: Any = []
+        self._links: Any = links
+        self._resource = tracer.resource
+        self._status = _UNSET
+        self._sampler = tracer.sampler
+        self._trace_config = None
+        self._record_exception = True
+        self._set_status_on_exception = True
+        self._span_processor = tracer.span_processor
+        self._limits = tracer._span_limits
+        self._lock = threading.Lock()
+        self._record_end_metrics = record_end_metrics
+
+    def add_trusted_event(
+        self, name: str, attributes: dict[str, AttributeValue]
+    ) -> None:
+        """Add an event whose attributes chanx built (valid, under the limits)."""
+        with self._lock:
+            if self._end_time is None:
+                self._append_event(Event(name, attributes))
+
+    def set_trusted_attribute(self, key: str, value: AttributeValue) -> None:
+        """Set an attribute chanx built (a valid key and value)."""
+        with self._lock:
+            if self._end_time is None:
+                self._attributes[key] = value
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self._bound_attributes()
+        super().set_attribute(key, value)
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        self._bound_attributes()
+        super().set_attributes(attributes)
+
+    def _add_event(self, event: EventBase) -> None:
+        # The SDK's add_event() and record_exception() end here.
+        with self._lock:
+            ended = self._end_time is not None
+            if not ended:
+                self._append_event(event)
+        if ended:
+            _log.warning("Tried calling _add_event on an ended span.")
+
+    def add_link(self, context: SpanContext, attributes: Any = None) -> None:
+        with self._lock:
+            if not isinstance(self._links, BoundedList):
+                self._links = BoundedList.from_seq(self._limits.max_links, self._links)
+        super().add_link(context, attributes)
+
+    def end(self, end_time: int | None = None) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                _log.warning("Calling end() on an ended span.")
+                return
+            self._end_time = end_time if end_time is not None else time_ns()
+            if isinstance(self._attributes, BoundedAttributes):
+                self._attributes._immutable = True
+        if self._record_end_metrics is not None:
+            self._record_end_metrics()
+        processor = self._span_processor
+        processor._on_ending(self)
+        # The SDK hands processors a copy sharing these same containers;
+        # the span itself is that view (it refuses changes once ended).
+        processor.on_end(self)
+
+    def _append_event(self, event: EventBase) -> None:
+        events = self._events
+        limit = self._limits.max_events
+        if type(events) is list and limit is not None and len(events) >= limit:
+            events = self._events = BoundedList.from_seq(limit, events)
+        events.append(event)
+
+    def _bound_attributes(self) -> None:
+        with self._lock:
+            if self._end_time is None and type(self._attributes) is dict:
+                limits = self._limits
+                self._attributes = BoundedAttributes(
+                    limits.max_span_attributes,
+                    self._attributes,
+                    immutable=False,
+                    max_value_len=limits.max_span_attribute_length,
+                )
+
+
+def _sdk_fields() -> set[str]:
+    """The instance fields of an SDK span, to compare with :class:`ChanxSpan`'s."""
+    context = SpanContext(1, 1, is_remote=False)
+    return set(vars(sdk_trace._Span("probe", context)))
+
+
+def _roomy(limits: Any) -> bool:
+    """Whether chanx's own attributes, events and link fit ``limits`` as they are."""
+    if limits.max_span_attribute_length is not None:
+        return False
+    if limits.max_attribute_length is not None:
+        return False
+    wanted = {"max_span_attributes": 16, "max_event_attributes": 4, "max_links": 1}
+    return all(
+        getattr(limits, name) is None or getattr(limits, name) >= least
+        for name, least in wanted.items()
+    )
+
+
+def _compatible(tracer: Any) -> bool:
+    if type(tracer) is not sdk_trace.Tracer or not _RANDOM:
+        return False
+    needed = (
+        "_tracer_metrics",
+        "_is_enabled",
+        "_span_limits",
+        "_instrumentation_scope",
+    )
+    if not all(hasattr(tracer, name) for name in needed):
+        return False
+    if not hasattr(tracer.span_processor, "_on_ending") or not _roomy(
+        tracer._span_limits
+    ):
+        return False
+    probe = ChanxSpan(
+        "probe", SpanContext(1, 1, False), None, tracer, SpanKind.INTERNAL, {}, (), None
+    )
+    return _sdk_fields() <= set(vars(probe))
+
+
+def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
+    """A span starter for an SDK ``Tracer``, or None when its internals differ.
+
+    Args:
+        tracer: A tracer from an SDK ``TracerProvider``.
+
+    Returns:
+        ``start(name, parent_context, kind, attributes, links)``, which starts
+        and returns a span as ``tracer.start_span()`` would, or None for any
+        other tracer, or an SDK version whose ``Span`` has fields this module
+        does not set.
+    """
+    if not _compatible(tracer):
+        return None
+    sdk: Any = tracer
+    sampler = sdk.sampler
+    ids = sdk.id_generator
+    processor = sdk.span_processor
+    metrics = sdk._tracer_metrics
+    enabled = sdk._is_enabled
+    limits = sdk._span_limits
+    random_ids = bool(ids.is_trace_id_random())
+
+    def start(
+        name: str,
+        context: Context | None,
+        kind: SpanKind,
+        attributes: dict[str, AttributeValue],
+        links: Sequence[Link] | None,
+    ) -> trace_api.Span:
+        current = trace_api.get_current_span(context).get_span_context()
+        if not enabled():
+            return trace_api.NonRecordingSpan(current)
+        parent: SpanContext | None = None
+        if current is not None and current.is_valid:
+            parent = current
+            trace_id = current.trace_id
+            random_trace_id = current.trace_flags.random_trace_id
+        else:
+            trace_id = ids.generate_trace_id()
+            random_trace_id = random_ids
+        result = sampler.should_sample(context, trace_id, name, kind, attributes, links)
+        decision = result.decision
+        flags = _SAMPLED if decision.is_sampled() else _NOT_SAMPLED
+        if random_trace_id:
+            flags = TraceFlags(flags | _RANDOM)
+        span_context = SpanContext(
+            trace_id,
+            ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=flags,
+            trace_state=result.trace_state,
+        )
+        end_metrics = metrics.start_span(parent, decision)
+        if not decision.is_recording():
+            return trace_api.NonRecordingSpan(span_context)
+        span = ChanxSpan(
+            name,
+            span_context,
+            parent,
+            sdk,
+            kind,
+            _span_attributes(result.attributes, attributes, limits),
+            _valid_links(links),
+            end_metrics,
+        )
+        processor.on_start(span, parent_context=context)
+        return span
+
+    return start
+
+
+def _span_attributes(
+    sampled: Mapping[str, Any], ours: dict[str, AttributeValue], limits: Any
+) -> dict[str, AttributeValue] | BoundedAttributes:
+    # The SDK gives the span the sampler's attributes. The stock samplers
+    # pass chanx's through unchanged (and _roomy() checked that they fit);
+    # anything else is validated as usual.
+    if sampled == ours:
+        return ours
+    return BoundedAttributes(
+        limits.max_span_attributes,
+        sampled,
+        immutable=False,
+        max_value_len=limits.max_span_attribute_length,
+    )
+
+
+def _valid_links(links: Sequence[Link] | None) -> Sequence[Link]:
+    # chanx's links carry no attributes; an invalid context is dropped, as
+    # the SDK does.
+    if not links:
+        return ()
+    return tuple(link for link in links if link.context.is_valid)

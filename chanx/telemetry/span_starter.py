@@ -1,0 +1,97 @@
+"""Which function starts chanx's spans: the SDK fast path, or any tracer's own.
+
+:class:`SpanStarter` follows the tracer provider (the global one by default,
+so an SDK set up after Django starts is still used) and, for an SDK provider,
+starts spans through :func:`chanx.telemetry.fast_spans.sdk_starter`. This
+module uses the OpenTelemetry API only; the SDK is imported when a provider
+from it is seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanKind, Tracer, TracerProvider
+from opentelemetry.util.types import AttributeValue
+
+from chanx import __version__
+
+__all__ = ["SpanStarter", "StartSpan"]
+
+#: ``start(name, parent_context, kind, attributes, links) -> span``.
+StartSpan = Callable[
+    [str, Context | None, SpanKind, dict[str, AttributeValue], Sequence[Link] | None],
+    Span,
+]
+
+
+def _generic(tracer: Tracer) -> StartSpan:
+    def start(
+        name: str,
+        context: Context | None,
+        kind: SpanKind,
+        attributes: dict[str, AttributeValue],
+        links: Sequence[Link] | None,
+    ) -> Span:
+        return tracer.start_span(
+            name, context, kind=kind, attributes=attributes, links=links
+        )
+
+    return start
+
+
+def _fast(tracer: Tracer) -> StartSpan | None:
+    try:
+        from chanx.telemetry.fast_spans import sdk_starter
+    except ImportError:  # no SDK installed: the provider is not an SDK one
+        return None
+    return sdk_starter(tracer)
+
+
+class SpanStarter:
+    """Starts chanx's spans on a tracer provider, by the cheapest correct path.
+
+    Args:
+        tracer_provider: The provider; by default the global one, looked up
+            at each span so that one set later is picked up.
+        fast: Use :mod:`chanx.telemetry.fast_spans` for SDK providers
+            (``CHANX["TELEMETRY"]["FAST_SPANS"]``); False always uses the
+            tracer's own ``start_span``.
+    """
+
+    def __init__(
+        self, tracer_provider: TracerProvider | None = None, *, fast: bool = True
+    ) -> None:
+        self._fixed = tracer_provider
+        self._fast = fast
+        self._provider: TracerProvider | None = None
+        self._start: StartSpan = _generic(trace.NoOpTracer())
+        self._start_is_fast = False
+
+    @property
+    def fast(self) -> bool:
+        """Whether the last provider seen got the SDK fast path."""
+        return self._start_is_fast
+
+    def start(
+        self,
+        name: str,
+        context: Context | None,
+        kind: SpanKind,
+        attributes: dict[str, AttributeValue],
+        links: Sequence[Link] | None = None,
+    ) -> Span:
+        """Start (not activate) a span, as ``Tracer.start_span`` does."""
+        provider = self._fixed or trace.get_tracer_provider()
+        if provider is not self._provider:
+            self._bind(provider)
+        return self._start(name, context, kind, attributes, links)
+
+    def _bind(self, provider: TracerProvider) -> None:
+        tracer = provider.get_tracer("chanx", __version__)
+        fast = _fast(tracer) if self._fast else None
+        self._start_is_fast = fast is not None
+        self._start = fast or _generic(tracer)
+        self._provider = provider
