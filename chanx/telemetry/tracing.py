@@ -40,7 +40,6 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.trace import (
     INVALID_SPAN,
     Link,
@@ -55,6 +54,7 @@ from opentelemetry.util.types import AttributeValue
 from chanx.hooks import ConnectionInfo, Observation
 from chanx.telemetry.config import TelemetryConfig
 from chanx.telemetry.naming import BoundedNames
+from chanx.telemetry.propagation import HEADERS, STR_SETTER, ExtractedContexts
 from chanx.telemetry.span_starter import SpanStarter
 
 __all__ = ["CONNECT_SPAN_KEY", "MULTIPLE_DESTINATIONS", "TracingHooks"]
@@ -69,13 +69,9 @@ _LINKS_KEY = "trace.connect_links"
 MULTIPLE_DESTINATIONS = "multiple"
 
 _SYSTEM = "chanx"
-# An empty context: the parent of spans that must start a new trace whatever
-# is current (a frame without traceparent is a new unit of work).
-_ROOT = Context()
 # Span names are "<operation> <label>" over bounded labels; the caches keep
 # them from being rebuilt per call, and the cap is only a safety net.
 _MAX_NAMES = 1000
-_Headers = Sequence[tuple[bytes, bytes]]
 
 
 class _Names(dict[str, str]):
@@ -90,30 +86,6 @@ class _Names(dict[str, str]):
         if len(self) < _MAX_NAMES:
             self[label] = name
         return name
-
-
-class _HeaderGetter(Getter[_Headers]):
-    """Reads ASGI handshake headers: ``(name, value)`` byte pairs, names lowercase."""
-
-    def get(self, carrier: _Headers, key: str) -> list[str] | None:
-        wanted = key.lower().encode("latin-1")
-        values = [value.decode("latin-1") for name, value in carrier if name == wanted]
-        return values or None
-
-    def keys(self, carrier: _Headers) -> list[str]:
-        return [name.decode("latin-1") for name, _ in carrier]
-
-
-class _StrSetter(Setter[dict[str, str]]):
-    """Writes only text: the carrier crosses the channel layer as msgpack."""
-
-    def set(self, carrier: dict[str, str], key: str, value: str) -> None:
-        if isinstance(value, str):
-            carrier[key] = value
-
-
-_HEADERS = _HeaderGetter()
-_STR_SETTER = _StrSetter()
 
 
 def _detach(token: Token[Context]) -> None:
@@ -236,6 +208,7 @@ class TracingHooks:
     ) -> None:
         self.spans = SpanStarter(tracer_provider, fast=config.fast_spans)
         self._start = self.spans.start
+        self._extract = ExtractedContexts()
         self._link_producer = config.process_span == "link"
         # Raw group names repeat (one per room): cache their templates, and
         # cap distinct templates in case GROUP_TEMPLATE lets free text through.
@@ -258,7 +231,7 @@ class TracingHooks:
         if not trace.get_current_span(parent).get_span_context().is_valid:
             # No server span (ASGI instrumentation would have continued the
             # header's trace already): continue it here.
-            parent = propagate.extract(scope.get("headers") or (), parent, _HEADERS)
+            parent = propagate.extract(scope.get("headers") or (), parent, HEADERS)
         span = self._start(
             self._connect[conn.route],
             parent,
@@ -282,7 +255,7 @@ class TracingHooks:
         self, conn: ConnectionInfo, action: str, size: int, carrier: Mapping[str, str]
     ) -> Observation:
         """Start ``receive {action}``, current while the frame is handled."""
-        parent = propagate.extract(carrier, _ROOT) if carrier else _ROOT
+        parent = self._extract(carrier)
         span = self._start(
             self._receive[action],
             parent,
@@ -338,14 +311,14 @@ class TracingHooks:
             attributes["chanx.consumer"] = conn.consumer
         span = self._start(span_name, None, SpanKind.PRODUCER, attributes)
         current = trace.set_span_in_context(span)
-        propagate.inject(carrier, current, _STR_SETTER)
+        propagate.inject(carrier, current, STR_SETTER)
         return _SpanObservation(span, current)
 
     def deliver(
         self, conn: ConnectionInfo, kind: str, name: str, carrier: Mapping[str, str]
     ) -> Observation:
         """Start ``process {name}`` for the producer context in ``carrier``."""
-        parent = propagate.extract(carrier, _ROOT) if carrier else _ROOT
+        parent = self._extract(carrier)
         links = None
         if self._link_producer:
             producer = trace.get_current_span(parent).get_span_context()
