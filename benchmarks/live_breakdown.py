@@ -6,6 +6,10 @@ the round-trip and pipelined echoes. Prints the median frames/s and the
 microseconds per frame each configuration adds to telemetry off. The
 machine's load shifts the absolute numbers; compare the rows.
 
+``BENCH_BREAKDOWN=fanout`` measures group fan-out instead (200 clients in
+one group, 200 sends, in-memory layer): deliveries/s and the microseconds
+each configuration adds per delivery.
+
 Run: ``python benchmarks/live_breakdown.py`` (a couple of minutes).
 """
 
@@ -26,7 +30,9 @@ from benchmarks import live_clients as clients  # noqa: E402
 from benchmarks.live_servers import BenchServer, OtlpSink, base_env, start_all  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+WORKLOAD = os.environ.get("BENCH_BREAKDOWN", "echo")
 CLIENTS, FRAMES, PIPELINED = 50, 60, 1500
+FANOUT_CLIENTS, FANOUT_SENDS = 200, 200
 SAMPLE_10 = {
     "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
     "OTEL_TRACES_SAMPLER_ARG": "0.1",
@@ -58,12 +64,25 @@ async def measure(servers: dict[str, BenchServer]) -> dict[str, list[list[float]
         names = names[index % len(names) :] + names[: index % len(names)]
         print(f"  round {index + 1}/{ROUNDS}", flush=True)
         for name in names:
+            if WORKLOAD == "fanout":
+                url = servers[name].ws_url + "/ws/chanx/fanout/"
+                fan = await clients.fan_out(url, FANOUT_CLIENTS, FANOUT_SENDS)
+                rates[name][0].append(fan.rate)
+                rates[name][1].append(fan.rate)
+                continue
             url = servers[name].ws_url + "/ws/chanx/echo/"
             rt = await clients.echo_round_trip(url, CLIENTS, FRAMES)
             pipe = await clients.echo_pipelined(url, PIPELINED)
             rates[name][0].append(rt.rate)
             rates[name][1].append(pipe.rate)
     return rates
+
+
+def print_fanout(medians: dict[str, list[float]]) -> None:
+    base = medians["telemetry off"][0]
+    print(f"\n{'configuration':30s}{'deliveries/s':>13s}{'+us/delivery':>14s}")
+    for name, (rate, _) in medians.items():
+        print(f"{name:30s}{rate:13.0f}{(1 / rate - 1 / base) * 1e6:14.1f}")
 
 
 def main() -> None:
@@ -88,6 +107,9 @@ def main() -> None:
                 server.stop()
             sink.stop()
     medians = {n: [statistics.median(r) for r in pair] for n, pair in rates.items()}
+    if WORKLOAD == "fanout":
+        print_fanout(medians)
+        return
     base_rt, base_pipe = medians["telemetry off"]
     print(
         f"\n{'configuration':30s}{'rt/s':>8s}{'+us/frame':>11s}{'pipe/s':>9s}{'+us/frame':>11s}"
