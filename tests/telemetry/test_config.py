@@ -6,12 +6,17 @@ import ipaddress
 
 import pytest
 from django.test import override_settings
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
 
 from chanx.hooks import NoopHooks, get_hooks
 from chanx.telemetry.composite import TelemetryHooks
 from chanx.telemetry.config import TelemetryConfig, telemetry_config
+from chanx.telemetry.fast_spans import ChanxSpan
 from chanx.telemetry.install import build_hooks, install
 from chanx.telemetry.naming import BoundedNames, default_group_template
+from chanx.telemetry.tracing import TracingHooks
 
 
 def shout(group: str) -> str:
@@ -34,6 +39,21 @@ def test_disabled_mode_and_per_signal_switches() -> None:
     assert TelemetryConfig.from_setting("disabled").enabled is False
     config = TelemetryConfig.from_setting({"TRACES": False, "LOGS": False})
     assert (config.traces, config.logs, config.metrics) == (False, False, True)
+
+
+def test_fast_spans_setting_reaches_the_tracing_part() -> None:
+    provider = TracerProvider(shutdown_on_exit=False)
+    for setting, fast in (({}, True), ({"FAST_SPANS": False}, False)):
+        hooks = build_hooks(
+            TelemetryConfig.from_setting(setting), tracer_provider=provider
+        )
+        assert isinstance(hooks, TelemetryHooks)
+        tracing = dict(hooks.parts)["traces"]
+        assert isinstance(tracing, TracingHooks)
+        span = tracing.spans.start("probe", Context(), SpanKind.INTERNAL, {"k": "v"})
+        assert isinstance(span, ChanxSpan) is fast
+        assert span.is_recording()
+    provider.shutdown()
 
 
 def test_dotted_path_group_template_and_networks() -> None:
