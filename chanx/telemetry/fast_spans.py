@@ -41,9 +41,17 @@ _log = logging.getLogger(__name__)
 
 
 _UNSET = Status(StatusCode.UNSET)
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _RANDOM: int = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+# (sampled, random trace id) -> flags: shared, since every span (and every
+# connection's kept connect-span context) would otherwise hold its own.
+_FLAGS = {
+    (sampled, random): TraceFlags(
+        (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+        | (_RANDOM if random else 0)
+    )
+    for sampled in (False, True)
+    for random in (False, True)
+}
 
 
 class ChanxSpan(sdk_trace.Span):
@@ -239,15 +247,13 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
         if current is not None and current.is_valid:
             parent = current
             trace_id = current.trace_id
-            random_trace_id = current.trace_flags.random_trace_id
+            random_trace_id = bool(current.trace_flags.random_trace_id)
         else:
             trace_id = ids.generate_trace_id()
             random_trace_id = random_ids
         result = sampler.should_sample(context, trace_id, name, kind, attributes, links)
         decision = result.decision
-        flags = _SAMPLED if decision.is_sampled() else _NOT_SAMPLED
-        if random_trace_id:
-            flags = TraceFlags(flags | _RANDOM)
+        flags = _FLAGS[decision.is_sampled(), random_trace_id]
         span_context = SpanContext(
             trace_id,
             ids.generate_span_id(),
