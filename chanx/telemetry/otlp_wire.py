@@ -163,14 +163,18 @@ _cache: dict[tuple[str, Any, type], bytes] = {}
 # Values whose equality implies identical bytes. Not float: -0.0 == 0.0 and
 # NaN != NaN. The type is part of the key, since True == 1.
 _CACHEABLE = frozenset((str, bool, int))
+# Attributes whose values never repeat: one entry per connection would only
+# grow the cache (~200 bytes each) until it is emptied, useful entries too.
+_NEVER_REPEATED = frozenset(("chanx.connection_id",))
 
 
 def _cached_key_value(key: str, value: Any, kind: type) -> bytes:
     body = _key_value(key, value)
     encoded = varint(len(body)) + body
-    if len(_cache) >= _MAX_CACHED:
-        _cache.clear()
-    _cache[key, value, kind] = encoded
+    if key not in _NEVER_REPEATED:
+        if len(_cache) >= _MAX_CACHED:
+            _cache.clear()
+        _cache[key, value, kind] = encoded
     return encoded
 
 

@@ -9,8 +9,11 @@ NaNs bit for bit, where message equality cannot).
 
 from __future__ import annotations
 
+import gc
 import math
 import random
+import tracemalloc
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -251,6 +254,39 @@ def test_chanx_receive_spans_encode_like_the_official_encoder() -> None:
     # Twice: the second batch reuses what the first one cached.
     same_request(memory.get_finished_spans())
     same_request(memory.get_finished_spans())
+
+
+def test_connect_spans_leave_no_memory_behind_per_connection() -> None:
+    # Each connect span has a connection id no other span has: remembering
+    # its encoding would hold ~200 bytes per connection, for nothing.
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("chanx")
+
+    def encode_connects(count: int) -> None:
+        for _ in range(count):
+            attributes = {
+                "http.route": "/ws/room/<room>/",
+                "chanx.consumer": "RoomConsumer",
+                "chanx.connection_id": uuid.uuid4().hex,
+            }
+            tracer.start_span("connect /ws/room/<room>/", attributes=attributes).end()
+        same_request(memory.get_finished_spans())
+        encode_spans(memory.get_finished_spans())
+        memory.clear()
+
+    encode_connects(10)  # what repeats is cached now
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        encode_connects(1000)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 20_000, f"{kept} bytes kept after 1000 connect spans"
 
 
 def test_equal_values_of_different_types_are_not_confused() -> None:
