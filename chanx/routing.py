@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
@@ -61,7 +62,9 @@ def route_template(path_: str, kwargs: Mapping[str, Any]) -> str:
         if start is None:
             return UNKNOWN
         segments[start : start + len(parts)] = [f"<{name}>"]
-    return "/".join(segments)
+    # Bounded, and the same for every connection to a route: each connection
+    # holds the one shared string rather than a copy of its own.
+    return sys.intern("/".join(segments))
 
 
 def _find_run(segments: list[str], parts: list[str], value: Any) -> int | None:

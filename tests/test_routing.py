@@ -107,3 +107,13 @@ def test_route_template_is_bounded_for_any_kwargs(
     ws_path: str, kwargs: dict[str, Any], expected: str
 ) -> None:
     assert route_template(ws_path, kwargs) == expected
+
+
+def test_connections_to_one_route_share_its_template() -> None:
+    # Every connection keeps its route: one string for all of them, not a
+    # copy each.
+    first = route_template("/ws/room/lobby/", {"room": "lobby"})
+    second = route_template("/ws/room/" + "kitchen/", {"room": "kitchen"})
+    plain = route_template("/ws/" + "echo/", {})
+    assert first is second
+    assert plain is route_template("/ws/echo/", {})
