@@ -13,6 +13,7 @@ small fixed sets.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ __all__ = [
     "SafeHooks",
     "get_hooks",
     "install_hooks",
+    "lasting_context",
 ]
 
 _log = structlog.get_logger("chanx.hooks")
@@ -257,6 +259,31 @@ class SafeHooks:
         self, conn: ConnectionInfo | None, operation: str, exc: BaseException
     ) -> None:
         self._notify("channel_layer_error", conn, operation, exc)
+
+    def lasting_context(self) -> contextvars.Context | None:
+        return lasting_context(self.inner)
+
+
+def lasting_context(hooks: ConsumerHooks) -> contextvars.Context | None:
+    """The context to hand the server a message it may keep for good, or None.
+
+    What a server schedules while it handles a message keeps the context of
+    that moment: uvicorn arms its keepalive timer when it accepts the
+    handshake, and re-arms it from that context until the connection
+    closes. Hooks may define an optional ``lasting_context()`` method
+    returning a lighter copy of the current context (telemetry: the
+    ``connect`` span without what it recorded); ``None`` (or no such
+    method, or a failing one) means the current context.
+    """
+    method = getattr(hooks, "lasting_context", None)
+    if method is None:
+        return None
+    try:
+        context: contextvars.Context | None = method()
+    except Exception:
+        _failed("lasting_context")
+        return None
+    return context
 
 
 _installed: ConsumerHooks = NOOP_HOOKS

@@ -8,7 +8,9 @@ to be in its groups. A failed handshake joins nothing and is closed with
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -22,7 +24,7 @@ from chanx.generic.authenticator import (
     close_code_for,
 )
 from chanx.generic.base import ConsumerBase
-from chanx.hooks import ConnectionInfo, Observation
+from chanx.hooks import ConnectionInfo, Observation, lasting_context
 from chanx.layers import check_channel_layer
 from chanx.limits import CAPACITY_CLOSE_CODE, connection_slots
 from chanx.messages.outgoing import AuthenticationMessage, AuthenticationPayload
@@ -87,6 +89,29 @@ class HandshakeMixin(ConsumerBase):
         observation.finish("rejected", "503")
         await self.accept()
         await self.close(CAPACITY_CLOSE_CODE)
+
+    async def accept(
+        self,
+        subprotocol: str | None = None,
+        headers: Iterable[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        """Accept the handshake, as Channels does.
+
+        The server may keep the context it accepts in for the connection's
+        whole life (uvicorn's keepalive timer does): when the hooks offer a
+        lighter one (:func:`chanx.hooks.lasting_context`), the accept runs
+        in that one, so an idle connection does not hold on to the
+        handshake's ended ``connect`` span.
+        """
+        accepting = super().accept(subprotocol, headers)
+        context = lasting_context(self._hooks)
+        if context is None:
+            await accepting
+            return
+        # A task copies the context current where it is created (Python
+        # 3.10 has no ``context=`` argument); awaiting it also forwards a
+        # cancellation of this task to it.
+        await context.run(asyncio.ensure_future, accepting)
 
     async def connect(self) -> None:
         """Accept, authenticate, join groups, then report the outcome to the client.

@@ -9,6 +9,7 @@ not wrap it in :class:`chanx.hooks.SafeHooks` a second time.
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -78,6 +79,9 @@ class TelemetryHooks:
     Args:
         parts: ``("traces", TracingHooks(...))``, ``("metrics", ...)``, ...
         on_error: Called with the signal name when a part raises.
+        lasting_context: Makes the context a server may keep for a
+            connection's life (see :func:`chanx.hooks.lasting_context`);
+            a failure counts against ``"traces"``.
     """
 
     #: Isolates its parts' failures itself (see :func:`chanx.hooks.as_safe`).
@@ -87,9 +91,11 @@ class TelemetryHooks:
         self,
         parts: Sequence[tuple[str, ConsumerHooks]],
         on_error: ErrorCallback | None = None,
+        lasting_context: Callable[[], contextvars.Context] | None = None,
     ) -> None:
         self.parts = list(parts)
         self.on_error = on_error
+        self._lasting_context = lasting_context
         self._bound: dict[str, _Bound] = {
             hook: tuple((signal, getattr(part, hook)) for signal, part in self.parts)
             for hook in _HOOKS
@@ -148,3 +154,12 @@ class TelemetryHooks:
         self, conn: ConnectionInfo | None, operation: str, exc: BaseException
     ) -> None:
         self._notify("channel_layer_error", conn, operation, exc)
+
+    def lasting_context(self) -> contextvars.Context | None:
+        if self._lasting_context is None:
+            return None
+        try:
+            return self._lasting_context()
+        except Exception:
+            _report("traces", "lasting_context", self.on_error)
+            return None

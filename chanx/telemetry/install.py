@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chanx.hooks import ConsumerHooks, install_hooks
@@ -34,10 +36,13 @@ def build_hooks(
         return None
     parts: list[tuple[str, ConsumerHooks]] = []
     on_error: Any = None
+    lasting: Callable[[], contextvars.Context] | None = None
     if config.traces:
+        from chanx.telemetry.lasting import lasting_context
         from chanx.telemetry.tracing import TracingHooks
 
         parts.append(("traces", TracingHooks(config, tracer_provider)))
+        lasting = lasting_context
     if config.metrics:
         from chanx.telemetry.metric_hooks import MetricsHooks
         from chanx.telemetry.metrics import get_metrics
@@ -52,7 +57,7 @@ def build_hooks(
         parts.append(("logs", LogContextHooks(config)))
     if not parts:
         return None
-    return TelemetryHooks(parts, on_error)
+    return TelemetryHooks(parts, on_error, lasting)
 
 
 def install(
