@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.http import QueryDict
 from django.http.cookie import parse_cookie
+from rest_framework.permissions import AllowAny
 
+from chanx.generic import authenticator
 from chanx.generic.requests import build_request
 
 
@@ -160,3 +163,28 @@ def test_body_containers_are_empty_and_assignable() -> None:
     request.GET = QueryDict("y=2")
     assert request.POST["x"] == "1"
     assert request.GET["y"] == "2"
+
+
+def test_an_accepted_handshake_keeps_the_request_but_not_the_drf_view(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    views: list[weakref.ref[Any]] = []
+
+    class RecordedView(authenticator._HandshakeView):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            views.append(weakref.ref(self))
+
+    monkeypatch.setattr(authenticator, "_HandshakeView", RecordedView)
+    checks = authenticator.ChanxWebsocketAuthenticator(
+        authentication_classes=[], permission_classes=[AllowAny]
+    )
+    result = checks.authenticate_sync(scope(query_string=b"q=1"))
+    assert result.status_code == 200
+    assert result.request is not None
+    assert result.request.query_params["q"] == "1"
+    assert "view" not in result.request.parser_context
+    # Idle connections hold their request for good: the view (its own dict,
+    # kwargs, headers, method names) is not part of it.
+    [view] = views
+    assert view() is None
