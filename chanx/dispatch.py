@@ -26,7 +26,7 @@ from typing import Any, Final, Literal, TypedDict
 
 import structlog
 
-from chanx.faults import layer_is_down, receive_from_layer, within
+from chanx.faults import layer_is_down, receive_after_failure, within
 
 __all__ = ["SETTLE_TIMEOUT", "WAKEUP", "WakeupMessage", "dispatch_messages"]
 
@@ -66,20 +66,38 @@ async def dispatch_messages(consumer: Any, receive: Source) -> None:
     """
     sources: list[Source] = [receive]
     if consumer.channel_layer is not None:
-        sources.append(functools.partial(receive_from_layer, consumer))
+        # The layer's own receive, not chanx.faults.receive_from_layer: one
+        # coroutine less for every idle connection. A failure is waited out
+        # below, as receive_from_layer would.
+        sources.append(functools.partial(_layer_receive, consumer))
     tasks = [asyncio.ensure_future(source()) for source in sources]
     try:
         while True:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for index, task in enumerate(tasks):
-                if task.done():
-                    message = task.result()
-                    await consumer.dispatch(message)
-                    tasks[index] = asyncio.ensure_future(sources[index]())
+                if not task.done():
+                    continue
+                failure = task.exception() if index else None
+                if isinstance(failure, Exception):
+                    retry = receive_after_failure(consumer, failure)
+                    tasks[index] = asyncio.ensure_future(retry)
+                    continue
+                message = task.result()
+                await consumer.dispatch(message)
+                tasks[index] = asyncio.ensure_future(sources[index]())
     finally:
         await _cancel(tasks[0])
         if len(tasks) > 1:
             await _settle(consumer, tasks[1])
+
+
+def _layer_receive(consumer: Any) -> Awaitable[dict[str, Any]]:
+    # A plain function: it returns the layer's coroutine instead of wrapping
+    # it in one of its own.
+    receive: Awaitable[dict[str, Any]] = consumer.channel_layer.receive(
+        consumer.channel_name
+    )
+    return receive
 
 
 async def _settle(consumer: Any, task: asyncio.Future[dict[str, Any]]) -> None:

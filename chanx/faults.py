@@ -44,6 +44,7 @@ __all__ = [
     "layer_is_down",
     "layer_succeeded",
     "layer_timeout",
+    "receive_after_failure",
     "receive_from_layer",
     "seconds_setting",
     "within",
@@ -243,16 +244,33 @@ async def receive_from_layer(consumer: Any) -> dict[str, Any]:
     (``channel_layer_error(conn, "receive", exc)``), and the layer probed with
     backoff until it answers, while the client keeps being served.
     """
+    try:
+        message: dict[str, Any] = await consumer.channel_layer.receive(
+            consumer.channel_name
+        )
+    except Exception as exc:
+        return await receive_after_failure(consumer, exc)
+    return message
+
+
+async def receive_after_failure(consumer: Any, exc: Exception) -> dict[str, Any]:
+    """The next message once the receive that raised ``exc`` is waited out.
+
+    The dispatch loop awaits ``layer.receive`` directly (an idle connection
+    then holds no coroutine of chanx's for it) and calls this only when it
+    fails: :func:`receive_from_layer` in two steps.
+    """
     layer = consumer.channel_layer
-    streak = 0
+    streak = 1
     while True:
+        # A layer that answers probes but keeps failing receives backs off
+        # further each time instead of spinning.
+        await _wait_for_layer(consumer, exc, streak)
         try:
             message: dict[str, Any] = await layer.receive(consumer.channel_name)
-        except Exception as exc:
-            # A layer that answers probes but keeps failing receives backs
-            # off further each time instead of spinning.
+        except Exception as again:
+            exc = again
             streak += 1
-            await _wait_for_layer(consumer, exc, streak)
         else:
             return message
 
