@@ -57,10 +57,12 @@ _FLAGS = {
 class ChanxSpan(sdk_trace.Span):
     """An SDK span started by chanx; chanx's own attributes skip re-validation.
 
-    Attributes and events stay a plain ``dict`` and ``list`` while only chanx
-    writes them; the first write through the public API (``set_attribute``,
-    ``add_event``, ``add_link``) turns them into the SDK's bounded
-    containers, so users get the SDK's validation and limits.
+    Attributes stay a plain ``dict`` while only chanx writes them; the first
+    ``set_attribute``/``set_attributes`` turns them into the SDK's
+    ``BoundedAttributes``. ``add_event``, ``record_exception`` and
+    ``add_link`` validate as the SDK does, and events and links are kept
+    under the span limits, so user code sees the SDK's behaviour.
+    Processors get the span itself when it ends (it refuses changes then).
     """
 
     def __init__(
