@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import structlog
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, Tracer, TracerProvider
@@ -19,6 +20,8 @@ from opentelemetry.util.types import AttributeValue
 from chanx import __version__
 
 __all__ = ["SpanStarter", "StartSpan"]
+
+_log = structlog.get_logger("chanx.telemetry")
 
 #: ``start(name, parent_context, kind, attributes, links) -> span``.
 StartSpan = Callable[
@@ -47,7 +50,13 @@ def _fast(tracer: Tracer) -> StartSpan | None:
         from chanx.telemetry.fast_spans import sdk_starter
     except ImportError:  # no SDK installed: the provider is not an SDK one
         return None
-    return sdk_starter(tracer)
+    try:
+        return sdk_starter(tracer)
+    except Exception:
+        # An SDK this module does not know in some new way: its own
+        # start_span still records every span.
+        _log.warning("fast_spans_unavailable", exc_info=True)
+        return None
 
 
 class SpanStarter:

@@ -37,7 +37,9 @@ from opentelemetry.trace import (
     TraceState,
 )
 from opentelemetry.util.types import AttributeValue
+from structlog.testing import capture_logs
 
+from chanx.telemetry import fast_spans
 from chanx.telemetry.fast_spans import ChanxSpan, sdk_starter
 from chanx.telemetry.span_starter import SpanStarter
 
@@ -305,3 +307,21 @@ def test_disabled_tracer_records_nothing() -> None:
     configure(tracer_configurator=_disable_tracer_configurator)
     slow, fast = both(provider, Context())
     assert type(fast) is type(slow) is NonRecordingSpan
+
+
+def test_a_fast_path_that_fails_to_build_falls_back_to_the_sdk(
+    pair: tuple[TracerProvider, InMemorySpanExporter],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(tracer: Any) -> None:
+        raise AttributeError("an SDK with other internals")
+
+    monkeypatch.setattr(fast_spans, "sdk_starter", broken)
+    provider, exporter = pair
+    starter = SpanStarter(provider)
+    with capture_logs() as logs:
+        span = starter.start("a", Context(), SpanKind.INTERNAL, {"k": "v"})
+    span.end()
+    assert not starter.fast
+    assert [s.name for s in exporter.get_finished_spans()] == ["a"]
+    assert [entry["event"] for entry in logs] == ["fast_spans_unavailable"]
