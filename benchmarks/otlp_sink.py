@@ -13,6 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class _Sink(BaseHTTPRequestHandler):
+    # A collector keeps the exporter's connection open between batches;
+    # BaseHTTPRequestHandler's default HTTP/1.0 would close it after each
+    # one, charging the server a TCP connect per export.
+    protocol_version = "HTTP/1.1"
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
         # An empty ExportTraceServiceResponse is zero bytes of protobuf.
