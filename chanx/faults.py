@@ -20,14 +20,13 @@ the sender's client gets as an ``error`` frame of type ``group_send_failed``.
 from __future__ import annotations
 
 import asyncio
-import sys
 import weakref
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from django.core.exceptions import ImproperlyConfigured
 
+from chanx.deadline import within
 from chanx.drain import is_live, live_consumers
 from chanx.errors import FrameError, detail
 from chanx.settings import chanx_settings
@@ -51,8 +50,6 @@ __all__ = [
 ]
 
 _log = structlog.get_logger("chanx.faults")
-T = TypeVar("T")
-
 #: Close code for a client that did not read within ``SEND_TIMEOUT`` (4000 + 408).
 SEND_TIMEOUT_CLOSE_CODE = 4408
 #: The code reported for a client that vanished mid-send (no close frame came).
@@ -116,38 +113,6 @@ def seconds_setting(name: str) -> float | None:
 def layer_timeout() -> float | None:
     """``CHANNEL_LAYER_TIMEOUT``: seconds one channel-layer call may take."""
     return seconds_setting("CHANNEL_LAYER_TIMEOUT")
-
-
-async def within(awaitable: Awaitable[T], timeout: float | None) -> T:
-    """Await ``awaitable`` in this task; raise ``TimeoutError`` after ``timeout`` s.
-
-    A timer that cancels the current task, like ``asyncio.timeout`` but
-    without its per-call context object, and the same on Python 3.10, where
-    ``asyncio.wait_for`` would run every frame's send in a task of its own
-    (slower, and it lets the peer see the frame before the hooks do).
-    """
-    if timeout is None:
-        return await awaitable
-    task = asyncio.current_task()
-    assert task is not None, "within() needs a running task"
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    handle = asyncio.get_running_loop().call_later(timeout, expire)
-    try:
-        return await awaitable
-    except asyncio.CancelledError:
-        if not expired:
-            raise
-        if sys.version_info >= (3, 11):
-            task.uncancel()
-        raise TimeoutError() from None
-    finally:
-        handle.cancel()
 
 
 async def group_add(layer: Any, group: str, channel: str) -> None:
