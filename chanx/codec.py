@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 from django.core.exceptions import ImproperlyConfigured
+from pydantic import BaseModel
 
 from chanx.errors import ErrorDetail, FrameError, detail
 from chanx.limits import json_too_deep, too_deep_error
@@ -162,6 +163,17 @@ class Codec:
             data = {self._action_key: data["action"], **data}
             del data["action"]
         return _dumps(data)
+
+    def encode_message(self, message: BaseModel) -> str:
+        """Serialize an outgoing message model to frame text.
+
+        The same text as :meth:`encode` of ``message.model_dump(mode="json")``;
+        when no key changes apply (``action`` on the wire, no camelCase)
+        pydantic writes it directly, without the dict in between.
+        """
+        if self._camelize is None and self._action_key == "action":
+            return message.model_dump_json()
+        return self.encode(message.model_dump(mode="json"))
 
     def wire_errors(self, errors: list[ErrorDetail]) -> list[ErrorDetail]:
         """Errors whose ``loc`` names keys as the client sends them."""

@@ -6,14 +6,17 @@ import enum
 import json
 import math
 from collections import OrderedDict
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, Literal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from chanx.codec import Codec
 from chanx.errors import FrameError
+from chanx.messages.base import BaseMessage
 
 
 class Colour(str, enum.Enum):
@@ -124,3 +127,40 @@ def test_action_key_and_camel_case_still_apply() -> None:
     text = codec.encode({"action": "chat", "payload": {"room_id": 1}})
     assert json.loads(text) == {"type": "chat", "payload": {"roomId": 1}}
     assert codec.decode(text) == {"action": "chat", "payload": {"room_id": 1}}
+
+
+class _Point(BaseModel):
+    x_value: float
+    label: str
+
+
+class _Shape(BaseMessage):
+    action: Literal["shape_drawn"] = "shape_drawn"
+    payload: dict[str, Any]
+
+
+class _Reading(BaseMessage):
+    action: Literal["reading"] = "reading"
+    payload: list[_Point]
+
+
+_MESSAGES = [
+    _Shape(payload={"name": "héllo \u2028 😀", "sides": 3, "big": 2**70}),
+    _Shape(payload={"when": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}),
+    _Reading(payload=[_Point(x_value=v, label="p") for v in (0.1, 1e16, 1.5e-7)]),
+    _Reading(payload=[_Point(x_value=math.nan, label="n")]),
+]
+
+
+@pytest.mark.parametrize("message", _MESSAGES)
+@pytest.mark.parametrize(
+    "codec",
+    [Codec(), Codec(action_key="type"), Codec(camelize=True)],
+    ids=["plain", "action_key", "camel_case"],
+)
+def test_a_message_encodes_as_its_json_dump_does(
+    codec: Codec, message: BaseMessage
+) -> None:
+    assert codec.encode_message(message) == codec.encode(
+        message.model_dump(mode="json")
+    )

@@ -204,7 +204,8 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def send_message(self, message: BaseMessage) -> None:
         """Send a message to this connection's client."""
-        await self._send_frame(message.model_dump(mode="json"), str(message.action))
+        text = self.config.codec.encode_message(message)
+        await self._send_encoded(text, str(message.action))
 
     async def send_json(self, content: dict[str, Any], close: bool = False) -> None:
         """Send raw JSON to the client (through the codec: action key, camelCase)."""
@@ -218,12 +219,14 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
         await self.send_message(ErrorMessage(payload=payload))
 
     async def _send_frame(self, data: dict[str, Any], action: str) -> None:
+        await self._send_encoded(self.config.codec.encode(data), action)
+
+    async def _send_encoded(self, text: str, action: str) -> None:
         if self._closing:
             # E.g. a background task of the consumer's; uvicorn would raise.
             logger = getattr(self, "logger", _log)
             logger.info("frame_not_sent", reason="closing", action=action)
             return
-        text = self.config.codec.encode(data)
         await self._send_text(text)
         self._hooks.message_sent(self.conn, action, utf8_size(text))
         config = self.config
