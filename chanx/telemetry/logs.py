@@ -28,6 +28,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from chanx.hooks import ConnectionInfo, NoopHooks, Observation
 from chanx.telemetry.config import DEFAULTS, TelemetryConfig
+from chanx.telemetry.line_sink import LineHandler, LineSink, sink_for
 from chanx.telemetry.log_chain import EventChain, TraceIds, context_var
 from chanx.telemetry.redaction import REDACTED, EventProcessor, redact
 from chanx.telemetry.rendering import IsoTimestamp, json_renderer
@@ -134,12 +135,32 @@ def make_formatter(
     )
 
 
-class _NamedWriteLogger(structlog.WriteLogger):
-    """A structlog ``WriteLogger`` that knows its name (for ``logger``)."""
+class _NamedLineLogger:
+    """A structlog logger writing through a :class:`LineSink`, with a name.
 
-    def __init__(self, name: str, file: TextIO) -> None:
-        super().__init__(file)
+    Lines up to ``info`` are written when the loop turns; warnings and
+    worse at once (see :mod:`chanx.telemetry.line_sink`).
+    """
+
+    __slots__ = ("_sink", "name")
+
+    def __init__(self, name: str, sink: LineSink) -> None:
         self.name = name
+        self._sink = sink
+
+    @property
+    def _file(self) -> TextIO:
+        return self._sink.file
+
+    def msg(self, message: str) -> None:
+        self._sink.write_soon(message)
+
+    log = debug = info = msg
+
+    def warning(self, message: str) -> None:
+        self._sink.write_now(message)
+
+    warn = error = err = critical = fatal = failure = exception = warning
 
 
 class _LoggerFactory:
@@ -147,22 +168,22 @@ class _LoggerFactory:
 
     One logger per name and file, shared: every connection binds its own
     logger (``_log.bind(...)``), and a fresh writer each time would cost
-    each connection about half a KiB and a few allocations. Writers lock
-    per file, so sharing them is thread-safe.
+    each connection about half a KiB and a few allocations. All loggers of
+    a file share its :class:`LineSink`, which keeps their lines in order.
     """
 
     def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream
-        self._loggers: dict[tuple[str, int], _NamedWriteLogger] = {}
+        self._loggers: dict[tuple[str, int], _NamedLineLogger] = {}
 
-    def __call__(self, *args: Any) -> _NamedWriteLogger:
+    def __call__(self, *args: Any) -> _NamedLineLogger:
         name = args[0] if args and isinstance(args[0], str) else "root"
         file = self._stream or sys.stdout
         key = (name, id(file))
         logger = self._loggers.get(key)
         # The identity check: a new file may reuse a closed one's id.
         if logger is None or logger._file is not file:
-            logger = _NamedWriteLogger(name, file)
+            logger = _NamedLineLogger(name, sink_for(file))
             if len(self._loggers) < _MAX_SHARED_LOGGERS:
                 self._loggers[key] = logger
         return logger
@@ -222,7 +243,7 @@ def configure_logging(
         # on loggers that modules created at import.
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = LineHandler(stream or sys.stdout)
     handler.set_name(_HANDLER)
     # On the handler too: records propagated from a logger with a level of
     # its own (Django sets "django" to INFO) skip the root logger's level.
@@ -258,7 +279,7 @@ def logging_config(
         "formatters": {_HANDLER: {"()": f"{__name__}.make_formatter", "json": json}},
         "handlers": {
             _HANDLER: {
-                "class": "logging.StreamHandler",
+                "class": f"{LineHandler.__module__}.LineHandler",
                 "stream": "ext://sys.stdout",
                 "formatter": _HANDLER,
                 "level": level,
