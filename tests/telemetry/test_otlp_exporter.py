@@ -56,12 +56,8 @@ def receiver() -> Iterator[Receiver]:
     receiver.close()
 
 
-def chanx_spans(count: int = 3) -> Sequence[ReadableSpan]:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(
-        resource=Resource({"service.name": "chat"}), shutdown_on_exit=False
-    )
-    provider.add_span_processor(SimpleSpanProcessor(memory))
+def record_frames(provider: TracerProvider, count: int) -> None:
+    """A ``connect`` span and ``count`` frame spans linked to it, as chanx ends them."""
     tracer = provider.get_tracer("chanx", "1.0")
     connect = tracer.start_span("connect /ws/room/<room>/", kind=SpanKind.SERVER)
     connect.end()
@@ -77,6 +73,15 @@ def chanx_spans(count: int = 3) -> Sequence[ReadableSpan]:
         )
         span.add_event("message_sent", {"chanx.action": "pong"})
         span.end()
+
+
+def chanx_spans(count: int = 3) -> Sequence[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource({"service.name": "chat"}), shutdown_on_exit=False
+    )
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    record_frames(provider, count)
     return memory.get_finished_spans()
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
     encode_spans as official_encode_spans,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
 )
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -14,12 +18,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
-from opentelemetry.trace import Link, SpanKind
 
 from chanx.telemetry.otlp_encoding import EncodedSpan
 from chanx.telemetry.otlp_exporter import FastOTLPSpanExporter
 from chanx.telemetry.sdk import BoundedSpanProcessor, create_tracer_provider
-from tests.telemetry.test_otlp_exporter import Receiver
+from tests.telemetry.test_otlp_exporter import Receiver, record_frames
 
 
 @pytest.fixture
@@ -54,19 +57,13 @@ def _memory(provider: TracerProvider) -> InMemorySpanExporter:
     return memory
 
 
-def _frames(provider: TracerProvider, count: int) -> None:
-    tracer = provider.get_tracer("chanx", "1.0")
-    connect = tracer.start_span("connect /ws/room/<room>/", kind=SpanKind.SERVER)
-    connect.end()
-    for index in range(count):
-        span = tracer.start_span(
-            "receive ping",
-            kind=SpanKind.CONSUMER,
-            attributes={"messaging.system": "chanx", "size": index},
-            links=[Link(connect.get_span_context())],
-        )
-        span.add_event("message_sent", {"chanx.action": "pong"})
-        span.end()
+def _spans_by_id(request: ExportTraceServiceRequest) -> dict[bytes, Any]:
+    return {
+        span.span_id: span
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    }
 
 
 def test_ended_spans_wait_encoded_and_export_as_the_official_encoder_would(
@@ -74,7 +71,7 @@ def test_ended_spans_wait_encoded_and_export_as_the_official_encoder_would(
 ) -> None:
     provider = _provider(receiver)
     memory = _memory(provider)
-    _frames(provider, 5)
+    record_frames(provider, 5)
     queued = list(_bounded(provider)._batch_processor._queue)
     assert len(queued) == 6
     assert all(type(item) is EncodedSpan for item in queued)
@@ -88,7 +85,7 @@ def test_a_span_the_encoder_refuses_waits_as_is_and_is_exported_with_the_rest(
 ) -> None:
     provider = _provider(receiver)
     memory = _memory(provider)
-    _frames(provider, 2)
+    record_frames(provider, 2)
     # An int past 64 bits: only the official encoder handles it (it drops it).
     provider.get_tracer("other").start_span("odd", attributes={"huge": 2**70}).end()
     queued = list(_bounded(provider)._batch_processor._queue)
@@ -96,19 +93,7 @@ def test_a_span_the_encoder_refuses_waits_as_is_and_is_exported_with_the_rest(
     assert provider.force_flush()
     request = receiver.request(0)
     expected = official_encode_spans(memory.get_finished_spans())
-    exported = {
-        span.span_id: span
-        for resource in request.resource_spans
-        for scope in resource.scope_spans
-        for span in scope.spans
-    }
-    wanted = {
-        span.span_id: span
-        for resource in expected.resource_spans
-        for scope in resource.scope_spans
-        for span in scope.spans
-    }
-    assert exported == wanted
+    assert _spans_by_id(request) == _spans_by_id(expected)
     provider.shutdown()
 
 
@@ -116,7 +101,7 @@ def test_spans_that_are_not_sampled_are_neither_encoded_nor_exported(
     receiver: Receiver,
 ) -> None:
     provider = _provider(receiver, sampler=ALWAYS_OFF)
-    _frames(provider, 3)
+    record_frames(provider, 3)
     assert len(_bounded(provider)._batch_processor._queue) == 0
     assert provider.force_flush()
     assert receiver.requests == []
@@ -126,7 +111,7 @@ def test_spans_that_are_not_sampled_are_neither_encoded_nor_exported(
 def test_other_exporters_still_get_span_objects() -> None:
     memory = InMemorySpanExporter()
     provider = create_tracer_provider(service_name="chat", exporter=memory)
-    _frames(provider, 2)
+    record_frames(provider, 2)
     assert provider.force_flush()
     spans = memory.get_finished_spans()
     assert [span.name for span in spans] == ["connect /ws/room/<room>/"] + [
