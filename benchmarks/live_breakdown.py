@@ -55,6 +55,10 @@ CONFIGS: dict[str, dict[str, str]] = {
     "all on, 10% sampled": SAMPLE_10,
     "all on, 10%, no frame lines": {**SAMPLE_10, "BENCH_FRAME_LOGS": "off"},
 }
+if os.environ.get("BENCH_CONFIGS"):
+    # A subset, e.g. BENCH_CONFIGS="all on;metrics only" (off always runs).
+    _wanted = ["telemetry off", *os.environ["BENCH_CONFIGS"].split(";")]
+    CONFIGS = {name: CONFIGS[name] for name in _wanted}
 
 
 async def measure(servers: dict[str, BenchServer]) -> dict[str, list[list[float]]]:

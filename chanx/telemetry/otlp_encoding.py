@@ -50,7 +50,7 @@ from chanx.telemetry.otlp_wire import (
     varint,
 )
 
-__all__ = ["EncodedSpan", "encode_span", "encode_spans"]
+__all__ = ["encode_spans"]
 
 _SPAN = Span.DESCRIPTOR
 _TRACE_ID = tag(_SPAN, "trace_id", LENGTH) + b"\x10"
@@ -140,36 +140,6 @@ def _cached_name(cache: dict[str, bytes], field_tag: bytes, name: str) -> bytes:
             cache.clear()
         cache[name] = encoded
     return encoded
-
-
-class EncodedSpan:
-    """An ended span already in wire format, with what groups it in a request.
-
-    A batch processor can queue these instead of the spans (see
-    :mod:`chanx.telemetry.pre_encoding`): a few bytes objects wait for the
-    export instead of span objects, and the export only joins them.
-
-    Attributes:
-        body: The ``Span`` message, without its tag and length.
-        resource: The span's resource (grouped by equality, as spans are).
-        instrumentation_scope: The span's scope, or ``None``.
-    """
-
-    __slots__ = ("body", "instrumentation_scope", "resource")
-
-    def __init__(self, body: bytes, resource: Any, scope: Any) -> None:
-        self.body = body
-        self.resource = resource
-        self.instrumentation_scope = scope
-
-
-def encode_span(span: ReadableSpan) -> EncodedSpan:
-    """``span`` in wire format, ready for :func:`encode_spans`.
-
-    Raises:
-        UnsupportedValue: A value only the official encoder handles.
-    """
-    return EncodedSpan(_span(span), span.resource, span.instrumentation_scope)
 
 
 def _span(span: ReadableSpan) -> bytes:
@@ -384,12 +354,12 @@ class _Canonical:
 _Scopes = dict[int, tuple[Any, list[bytes]]]
 
 
-def encode_spans(spans: Sequence[ReadableSpan | EncodedSpan]) -> bytes:
+def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` for ``spans``.
 
     Parses to a message equal to the official ``encode_spans(spans)``: spans
     grouped by resource, then by instrumentation scope, in order of first
-    appearance. Items may be spans already encoded by :func:`encode_span`.
+    appearance.
 
     Raises:
         UnsupportedValue: A value only the official encoder handles.
@@ -397,7 +367,7 @@ def encode_spans(spans: Sequence[ReadableSpan | EncodedSpan]) -> bytes:
     resources, scopes = _Canonical(), _Canonical()
     groups: dict[int, tuple[Any, _Scopes]] = {}
     for span in spans:
-        body = span.body if isinstance(span, EncodedSpan) else _span(span)
+        body = _span(span)
         resource = resources(span.resource)
         scope = scopes(span.instrumentation_scope or None)
         entry = groups.get(id(resource))

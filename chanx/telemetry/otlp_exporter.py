@@ -20,7 +20,7 @@ is used, logged when the exporter is built
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
@@ -46,7 +46,7 @@ try:
         HTTP_RESPONSE_STATUS_CODE,
     )
 
-    from chanx.telemetry.otlp_encoding import EncodedSpan, encode_span, encode_spans
+    from chanx.telemetry.otlp_encoding import encode_spans
 except Exception as exc:  # pragma: no cover - depends on installed versions
     _UNAVAILABLE: str | None = f"{type(exc).__name__}: {exc}"
 else:
@@ -116,12 +116,11 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
-    def encode(self, spans: Sequence[ReadableSpan | EncodedSpan]) -> bytes:
+    def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
         """The serialized ``ExportTraceServiceRequest`` for ``spans``.
 
         Falls back to the official encoder for a batch the fast one cannot
         encode (whatever the reason: it must never lose or alter spans).
-        Items encoded already (:meth:`span_encoder`) are kept as they are.
         """
         try:
             return encode_spans(spans)
@@ -129,24 +128,8 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
             self.fallbacks += 1
             if self.fallbacks == 1:
                 _log.info("otlp_encoding_fallback", error_type=type(exc).__name__)
-        raw = [span for span in spans if not isinstance(span, EncodedSpan)]
-        done = [span for span in spans if isinstance(span, EncodedSpan)]
-        data: bytes = official_encode_spans(raw).SerializePartialToString()
-        # Two serialized requests back to back parse as one request holding
-        # the resource_spans of both (protobuf appends repeated fields).
-        return data + encode_spans(done) if done else data
-
-    def span_encoder(
-        self,
-    ) -> Callable[[ReadableSpan], ReadableSpan | EncodedSpan] | None:
-        """What a batch processor may queue for each ended span, or ``None``.
-
-        With the fast encoder, the span encoded at once (the span itself if
-        the encoder refuses it): the queue then holds bytes instead of span
-        objects, and the export thread, which competes with the event loop
-        for the GIL, only joins them.
-        """
-        return _encode_or_keep if self.fast else None
+        data: bytes = official_encode_spans(spans).SerializePartialToString()
+        return data
 
     def _too_large(self, size: int) -> Exception:
         _official_log.warning(
@@ -159,10 +142,3 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
             f"Serialized span request size {size} bytes exceeds "
             f"max_request_size {self._max_request_size} bytes."
         )
-
-
-def _encode_or_keep(span: ReadableSpan) -> ReadableSpan | EncodedSpan:
-    try:
-        return encode_span(span)
-    except Exception:
-        return span  # encoded (or handed to the official encoder) at export

@@ -96,11 +96,6 @@ class _FailsafeExporter(SpanExporter):
             self._failed("export_failure", len(spans))
         return result
 
-    def span_encoder(self) -> Callable[[ReadableSpan], Any] | None:
-        """The inner exporter's ``span_encoder()``, if it has one."""
-        finder = getattr(self._inner, "span_encoder", None)
-        return finder() if callable(finder) else None
-
     def _failed(self, error_type: str, spans: int) -> None:
         _log.warning(
             "span_export_failed",
@@ -161,23 +156,12 @@ class BoundedSpanProcessor(BatchSpanProcessor):
         # The SDK keeps the queue in its (private) BatchProcessor.
         inner = self._batch_processor
         self.max_queue_size: int = inner._max_queue_size
-        # chanx's OTLP exporter encodes each span as it ends, on the thread
-        # that ended it: the export thread then holds the GIL only briefly,
-        # instead of for a whole batch while the event loop waits for it.
-        finder = getattr(exporter, "span_encoder", None)
-        self._encode: Callable[[ReadableSpan], Any] | None = (
-            finder() if callable(finder) else None
-        )
 
     def on_end(self, span: ReadableSpan) -> None:
-        context = span.context
-        if context is None or not context.trace_flags.sampled:
-            return
-        inner = self._batch_processor
-        if len(inner._queue) >= self.max_queue_size:
+        sampled = span.context is not None and span.context.trace_flags.sampled
+        if sampled and len(self._batch_processor._queue) >= self.max_queue_size:
             self._dropped()
-        encode = self._encode
-        inner.emit(span if encode is None else encode(span))
+        super().on_end(span)
 
     def _dropped(self) -> None:
         if self._on_drop is None:
