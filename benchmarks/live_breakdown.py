@@ -2,13 +2,16 @@
 
 One uvicorn server per configuration (same app, same options; see
 ``live.py``), measured in turn for ``BENCH_ROUNDS`` rounds (default 3) with
-the round-trip and pipelined echoes. Prints the median frames/s and the
-microseconds per frame each configuration adds to telemetry off. The
+the round-trip and pipelined echoes. Prints the median frames/s, the
+microseconds per frame each configuration adds to telemetry off, and the
+server's CPU time (all threads, from ``/proc``) per round trip: throughput
+also depends on how the two cores are shared, CPU time much less. The
 machine's load shifts the absolute numbers; compare the rows.
 
 ``BENCH_BREAKDOWN=fanout`` measures group fan-out instead (200 clients in
-one group, 200 sends, in-memory layer): deliveries/s and the microseconds
-each configuration adds per delivery.
+one group, 200 sends, in-memory layer): deliveries/s, the microseconds each
+configuration adds per delivery, and the server's CPU time (all its threads)
+and the time it spent collecting garbage, in microseconds per delivery (``GET /gcstats``); plain Channels runs too.
 
 Run: ``python benchmarks/live_breakdown.py`` (a couple of minutes).
 """
@@ -55,6 +58,9 @@ CONFIGS: dict[str, dict[str, str]] = {
     "all on, 10% sampled": SAMPLE_10,
     "all on, 10%, no frame lines": {**SAMPLE_10, "BENCH_FRAME_LOGS": "off"},
 }
+if WORKLOAD == "fanout":
+    # Channels' own consumer under the "all on" settings (it emits no telemetry).
+    CONFIGS["plain Channels"] = {}
 if os.environ.get("BENCH_CONFIGS"):
     # A subset, e.g. BENCH_CONFIGS="all on;metrics only" (off always runs).
     _wanted = ["telemetry off", *os.environ["BENCH_CONFIGS"].split(";")]
@@ -62,31 +68,46 @@ if os.environ.get("BENCH_CONFIGS"):
 
 
 async def measure(servers: dict[str, BenchServer]) -> dict[str, list[list[float]]]:
-    rates: dict[str, list[list[float]]] = {name: [[], []] for name in servers}
+    # Echo: [round trips/s, pipelined/s, server CPU us per round trip]; fan-out: [deliveries/s, server CPU
+    # us per delivery, GC us per delivery].
+    rates: dict[str, list[list[float]]] = {name: [[], [], []] for name in servers}
     for index in range(ROUNDS):
         names = list(servers)
         names = names[index % len(names) :] + names[: index % len(names)]
         print(f"  round {index + 1}/{ROUNDS}", flush=True)
         for name in names:
             if WORKLOAD == "fanout":
-                url = servers[name].ws_url + "/ws/chanx/fanout/"
+                kind = "plain" if name == "plain Channels" else "chanx"
+                url = servers[name].ws_url + f"/ws/{kind}/fanout/"
+                server = servers[name]
+                gc_before, cpu_before = server.gc_seconds(), server.cpu_seconds()
                 fan = await clients.fan_out(url, FANOUT_CLIENTS, FANOUT_SENDS)
+                cpu_spent = server.cpu_seconds() - cpu_before
+                gc_spent = server.gc_seconds() - gc_before
                 rates[name][0].append(fan.rate)
-                rates[name][1].append(fan.rate)
+                rates[name][1].append(cpu_spent / max(fan.delivered, 1) * 1e6)
+                rates[name][2].append(gc_spent / max(fan.delivered, 1) * 1e6)
                 continue
             url = servers[name].ws_url + "/ws/chanx/echo/"
+            cpu_before = servers[name].cpu_seconds()
             rt = await clients.echo_round_trip(url, CLIENTS, FRAMES)
+            cpu_spent = servers[name].cpu_seconds() - cpu_before
             pipe = await clients.echo_pipelined(url, PIPELINED)
             rates[name][0].append(rt.rate)
             rates[name][1].append(pipe.rate)
+            rates[name][2].append(cpu_spent / (CLIENTS * FRAMES) * 1e6)
     return rates
 
 
 def print_fanout(medians: dict[str, list[float]]) -> None:
     base = medians["telemetry off"][0]
-    print(f"\n{'configuration':30s}{'deliveries/s':>13s}{'+us/delivery':>14s}")
-    for name, (rate, _) in medians.items():
-        print(f"{name:30s}{rate:13.0f}{(1 / rate - 1 / base) * 1e6:14.1f}")
+    print(
+        f"\n{'configuration':30s}{'deliveries/s':>13s}{'+us/delivery':>14s}"
+        f"{'cpu us/delivery':>17s}{'gc us/delivery':>16s}"
+    )
+    for name, (rate, cpu_us, gc_us) in medians.items():
+        extra = (1 / rate - 1 / base) * 1e6
+        print(f"{name:30s}{rate:13.0f}{extra:14.1f}{cpu_us:17.1f}{gc_us:16.1f}")
 
 
 def main() -> None:
@@ -110,19 +131,25 @@ def main() -> None:
             for server in servers.values():
                 server.stop()
             sink.stop()
-    medians = {n: [statistics.median(r) for r in pair] for n, pair in rates.items()}
+    medians = {
+        n: [statistics.median(r) for r in lists if r] for n, lists in rates.items()
+    }
     if WORKLOAD == "fanout":
         print_fanout(medians)
         return
-    base_rt, base_pipe = medians["telemetry off"]
+    base_rt, base_pipe, _ = medians["telemetry off"]
     print(
-        f"\n{'configuration':30s}{'rt/s':>8s}{'+us/frame':>11s}{'pipe/s':>9s}{'+us/frame':>11s}"
+        f"\n{'configuration':30s}{'rt/s':>8s}{'+us/frame':>11s}{'cpu us/rt':>11s}"
+        f"{'pipe/s':>9s}{'+us/frame':>11s}"
     )
-    for name, (rt, pipe) in medians.items():
+    for name, (rt, pipe, cpu_us) in medians.items():
         # Round trips run 50 at a time: the server's time per frame is 1/rate.
         extra_rt = (1 / rt - 1 / base_rt) * 1e6
         extra_pipe = (1 / pipe - 1 / base_pipe) * 1e6
-        print(f"{name:30s}{rt:8.0f}{extra_rt:11.1f}{pipe:9.0f}{extra_pipe:11.1f}")
+        print(
+            f"{name:30s}{rt:8.0f}{extra_rt:11.1f}{cpu_us:11.1f}"
+            f"{pipe:9.0f}{extra_pipe:11.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -133,6 +133,21 @@ class BenchServer:
         with httpx.Client(timeout=10.0, trust_env=False) as client:
             client.get(f"http://{HOST}:{self.port}/gc").raise_for_status()
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) the server has used so far."""
+        assert self.process is not None, "start() first"
+        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        # Fields after the command name, which is in parentheses.
+        fields = stat.rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def gc_seconds(self) -> float:
+        """Seconds the server has spent collecting garbage since it started."""
+        with httpx.Client(timeout=10.0, trust_env=False) as client:
+            answer = client.get(f"http://{HOST}:{self.port}/gcstats")
+        answer.raise_for_status()
+        return float(sum(answer.json()["seconds"]))
+
     def rss_bytes(self) -> int:
         """The server's resident set size, from ``/proc/<pid>/status``."""
         assert self.process is not None, "start() first"

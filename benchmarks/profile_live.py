@@ -38,7 +38,8 @@ async def load(server: BenchServer, workload: str) -> None:
     deadline = time.monotonic() + SECONDS
     while time.monotonic() < deadline:
         if workload == "fanout":
-            await clients.fan_out(server.ws_url + "/ws/chanx/fanout/", 50, 100)
+            # As in make bench: 200 clients in the group, many sends each.
+            await clients.fan_out(server.ws_url + "/ws/chanx/fanout/", 200, 300)
         else:
             kind = "plain" if workload == "plain" else "chanx"
             url = server.ws_url + f"/ws/{kind}/echo/"

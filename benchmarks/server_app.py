@@ -16,7 +16,9 @@ Run it as ``uvicorn benchmarks.server_app:application`` with
 Every consumer sends one frame when the handshake is done (chanx's
 ``authentication`` frame, the same shape elsewhere), so clients know the
 server holds the connection. HTTP ``GET /gc`` exports pending spans and runs
-``gc.collect()`` (before a memory reading); anything else over HTTP is a 404.
+``gc.collect()`` (before a memory reading); ``GET /gcstats`` answers the
+collections each generation has had since the server started and the
+seconds they took, as JSON; anything else over HTTP is a 404.
 
 ``python -m benchmarks.server_app seed N`` migrates the database and creates
 users ``bench0..N-1`` with the tokens :func:`benchmarks.token_key` names.
@@ -28,6 +30,7 @@ import gc
 import json
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Literal
 
@@ -202,8 +205,36 @@ async def raw_echo(scope: Scope, receive: Receive, send: Send) -> None:
             return
 
 
+class _GcClock:
+    """Counts collections and the time they take, per generation (gc.callbacks)."""
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation = info["generation"]
+        self.counts[generation] += 1
+        self.seconds[generation] += time.perf_counter() - self._started
+
+    def report(self) -> bytes:
+        return json.dumps({"counts": self.counts, "seconds": self.seconds}).encode()
+
+
+_gc_clock = _GcClock()
+
+
 async def http_app(scope: Scope, receive: Receive, send: Send) -> None:
     """``GET /gc`` collects garbage and answers 200; the rest is 404."""
+    if scope["path"] == "/gcstats":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": _gc_clock.report()})
+        return
     found = scope["path"] == "/gc"
     if found:
         # Spans of ended connections wait in the batch processor's queue;
