@@ -9,7 +9,8 @@ chanx builds its attributes itself from bounded, already valid values.
 ``Tracer`` exactly as ``Tracer.start_span`` would (same sampler call, ids,
 trace flags and state, processors, self-metrics and limits), except that the
 span is a :class:`ChanxSpan`: an SDK ``Span`` whose chanx-built attributes
-and events are stored as given. Anything else, a user's
+and events are stored as given, and the stock samplers are decided without
+being called (:mod:`chanx.telemetry.inline_sampler`). Anything else, a user's
 ``span.set_attribute()`` included, goes through the SDK's own validation.
 When the SDK's internals are not the ones this module was written against it
 returns None, and chanx uses the SDK's ``start_span``.
@@ -28,11 +29,13 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import Event, EventBase
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from chanx.telemetry.inline_sampler import inline_decider
 from chanx.telemetry.span_starter import StartSpan
 
 __all__ = ["ChanxSpan", "sdk_starter"]
@@ -41,6 +44,8 @@ _log = logging.getLogger(__name__)
 
 
 _UNSET = Status(StatusCode.UNSET)
+_SAMPLED = Decision.RECORD_AND_SAMPLE
+_DROPPED = Decision.DROP
 _RANDOM: int = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
 # (sampled, random trace id) -> flags: shared, since every span (and every
 # connection's kept connect-span context) would otherwise hold its own.
@@ -234,6 +239,8 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
     enabled = sdk._is_enabled
     limits = sdk._span_limits
     random_ids = bool(ids.is_trace_id_random())
+    # The stock samplers' decision without asking them (same result).
+    decide = inline_decider(sampler)
 
     def start(
         name: str,
@@ -253,18 +260,27 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
         else:
             trace_id = ids.generate_trace_id()
             random_trace_id = random_ids
-        result = sampler.should_sample(context, trace_id, name, kind, attributes, links)
-        decision = result.decision
-        flags = _FLAGS[decision.is_sampled(), random_trace_id]
+        if decide is not None:
+            sampled = recording = decide(parent, trace_id)
+            decision = _SAMPLED if sampled else _DROPPED
+            trace_state = None if parent is None else parent.trace_state
+            span_attributes: Any = attributes
+        else:
+            result = sampler.should_sample(
+                context, trace_id, name, kind, attributes, links
+            )
+            decision, trace_state = result.decision, result.trace_state
+            sampled, recording = _sampled_and_recording(decision)
+            span_attributes = _span_attributes(result.attributes, attributes, limits)
         span_context = SpanContext(
             trace_id,
             ids.generate_span_id(),
             is_remote=False,
-            trace_flags=flags,
-            trace_state=result.trace_state,
+            trace_flags=_FLAGS[sampled, random_trace_id],
+            trace_state=trace_state,
         )
         end_metrics = metrics.start_span(parent, decision)
-        if not decision.is_recording():
+        if not recording:
             return trace_api.NonRecordingSpan(span_context)
         span = ChanxSpan(
             name,
@@ -272,7 +288,7 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
             parent,
             sdk,
             kind,
-            _span_attributes(result.attributes, attributes, limits),
+            span_attributes,
             _valid_links(links),
             end_metrics,
         )
@@ -280,6 +296,12 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
         return span
 
     return start
+
+
+def _sampled_and_recording(decision: Decision) -> tuple[bool, bool]:
+    # Decision.is_sampled() and is_recording(), which are untyped.
+    sampled = decision is _SAMPLED
+    return sampled, sampled or decision is Decision.RECORD_ONLY
 
 
 def _span_attributes(
