@@ -105,6 +105,23 @@ TARGETS = [
     ("lean on / plain, round trip", "echo_rt", "chanx_lean", "plain", "", 0.0),
     ("lean on / plain, pipelined", "echo_pipe", "chanx_lean", "plain", "", 0.0),
     ("fan-out in-memory, off / plain", "fanout_memory", "chanx_off", "plain", "", 0.0),
+    # Server CPU time per delivery: below 1, chanx spends less than Channels.
+    (
+        "cpu per delivery in-mem, chanx/plain",
+        "fanout_memory_cpu",
+        "chanx",
+        "plain",
+        "",
+        0.0,
+    ),
+    (
+        "cpu per delivery Redis, chanx/plain",
+        "fanout_redis_cpu",
+        "chanx",
+        "plain",
+        "",
+        0.0,
+    ),
 ]
 
 
@@ -175,16 +192,23 @@ class Run:
     async def fanout_round(self, index: int) -> None:
         p = self.p
         pairs = [
-            ("fanout_memory", "chanx", self.url("chanx_on", "/ws/chanx/fanout/")),
-            ("fanout_memory", "plain", self.url("plain", "/ws/plain/fanout/")),
+            ("fanout_memory", "chanx", "chanx_on", "/ws/chanx/fanout/"),
+            ("fanout_memory", "plain", "plain", "/ws/plain/fanout/"),
             # Report only: what the fan-out costs without telemetry.
-            ("fanout_memory", "chanx_off", self.url("chanx_off", "/ws/chanx/fanout/")),
-            ("fanout_redis", "chanx", self.url("redis_chanx", "/ws/chanx/fanout/")),
-            ("fanout_redis", "plain", self.url("redis_plain", "/ws/plain/fanout/")),
+            ("fanout_memory", "chanx_off", "chanx_off", "/ws/chanx/fanout/"),
+            ("fanout_redis", "chanx", "redis_chanx", "/ws/chanx/fanout/"),
+            ("fanout_redis", "plain", "redis_plain", "/ws/plain/fanout/"),
         ]
-        for workload, variant, url in pairs[index % 2 :] + pairs[: index % 2]:
-            result = await clients.fan_out(url, p.fanout_clients, p.fanout_sends)
+        for workload, variant, name, path in pairs[index % 2 :] + pairs[: index % 2]:
+            server = self.servers[name]
+            cpu_before = server.cpu_seconds()
+            result = await clients.fan_out(
+                server.ws_url + path, p.fanout_clients, p.fanout_sends
+            )
+            cpu = server.cpu_seconds() - cpu_before
             self.add(workload, variant, result.rate)
+            # The server's CPU time per delivery (all its threads), in us.
+            self.add(f"{workload}_cpu", variant, cpu / max(result.delivered, 1) * 1e6)
             self.lost.setdefault(f"{workload}.{variant}", []).append(result.lost)
 
     async def auth_round(self, index: int) -> None:
@@ -276,7 +300,11 @@ def print_figures(run: Run) -> None:
                 continue  # measured on the in-memory layer only
             lost = sum(run.lost.get(f"{workload}.{v}", []))
             rate = median(got(s, workload, v))
-            print(f"  {workload:16s}{v:10s}{rate:10.0f}/s  lost {lost}")
+            cpu = median(got(s, f"{workload}_cpu", v))
+            print(
+                f"  {workload:16s}{v:10s}{rate:10.0f}/s  lost {lost}"
+                f"  server cpu {cpu:6.1f} us/delivery"
+            )
     for v in ("chanx", "plain"):
         kib = median(got(s, "memory", v)) / 1024
         auth = median(got(s, "connect_auth", v))

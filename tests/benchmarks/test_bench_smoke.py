@@ -44,19 +44,22 @@ def smoke_output() -> str:
 
 
 def test_every_fan_out_delivery_arrives(smoke_output: str) -> None:
+    # Each line also reports the server's CPU per delivery (clock ticks of
+    # 10 ms: a smoke run's few deliveries may read 0).
     lines = re.findall(
-        r"^\s+fanout_(memory|redis)\s+(chanx|chanx_off|plain)\s.*lost (\d+)$",
+        r"^\s+fanout_(memory|redis)\s+(chanx|chanx_off|plain)\s.*lost (\d+)"
+        r"\s+server cpu\s+(\d+\.\d) us/delivery$",
         smoke_output,
         re.MULTILINE,
     )
-    assert {(layer, variant) for layer, variant, _ in lines} == {
+    assert {(layer, variant) for layer, variant, *_ in lines} == {
         ("memory", "chanx"),
         ("memory", "chanx_off"),
         ("memory", "plain"),
         ("redis", "chanx"),
         ("redis", "plain"),
     }
-    assert [lost for *_, lost in lines] == ["0"] * 5
+    assert [lost for _, _, lost, _ in lines] == ["0"] * 5
 
 
 def test_prints_a_verdict_for_every_target(smoke_output: str) -> None:
@@ -81,5 +84,7 @@ def test_prints_a_verdict_for_every_target(smoke_output: str) -> None:
         "lean on / plain, round trip",
         "fan-out in-memory, off / plain",
         "lean on / plain, pipelined",
+        "cpu per delivery in-mem, chanx/plain",
+        "cpu per delivery Redis, chanx/plain",
     }
     assert rows["chanx lost deliveries"] == "PASS"
