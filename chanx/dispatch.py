@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, TypedDict
 
@@ -70,25 +71,63 @@ async def dispatch_messages(consumer: Any, receive: Source) -> None:
         # coroutine less for every idle connection. A failure is waited out
         # below, as receive_from_layer would.
         sources.append(functools.partial(_layer_receive, consumer))
-    tasks = [asyncio.ensure_future(source()) for source in sources]
+    finished = _Finished(asyncio.get_running_loop())
+    tasks = [finished.start(source()) for source in sources]
     try:
         while True:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for index, task in enumerate(tasks):
-                if not task.done():
-                    continue
-                failure = task.exception() if index else None
-                if isinstance(failure, Exception):
-                    retry = receive_after_failure(consumer, failure)
-                    tasks[index] = asyncio.ensure_future(retry)
-                    continue
-                message = task.result()
-                await consumer.dispatch(message)
-                tasks[index] = asyncio.ensure_future(sources[index]())
+            task = await finished.next()
+            index = 0 if task is tasks[0] else 1
+            failure = task.exception() if index else None
+            if isinstance(failure, Exception):
+                tasks[index] = finished.start(receive_after_failure(consumer, failure))
+                continue
+            message = task.result()
+            await consumer.dispatch(message)
+            tasks[index] = finished.start(sources[index]())
     finally:
         await _cancel(tasks[0])
         if len(tasks) > 1:
             await _settle(consumer, tasks[1])
+
+
+class _Finished:
+    """The source tasks of one connection, handed out as they finish.
+
+    What ``asyncio.wait(FIRST_COMPLETED)`` did, for less per message: it
+    adds and removes a done callback on every task and builds two sets each
+    time; here a task gets one callback for its life, which queues it.
+    """
+
+    __slots__ = ("_loop", "_ready", "_waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._ready: deque[asyncio.Future[dict[str, Any]]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def start(
+        self, receive: Awaitable[dict[str, Any]]
+    ) -> asyncio.Future[dict[str, Any]]:
+        """Run ``receive`` as a task that :meth:`next` returns once it finishes."""
+        task = asyncio.ensure_future(receive)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Future[dict[str, Any]]) -> None:
+        self._ready.append(task)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next(self) -> asyncio.Future[dict[str, Any]]:
+        """The next finished task, in the order they finished."""
+        while not self._ready:
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._ready.popleft()
 
 
 def _layer_receive(consumer: Any) -> Awaitable[dict[str, Any]]:

@@ -1,0 +1,92 @@
+"""The dispatch loop hands every client and layer message to dispatch, once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels.exceptions import StopConsumer
+from channels.layers import InMemoryChannelLayer
+
+from chanx.dispatch import dispatch_messages
+
+
+class Consumer:
+    """What dispatch_messages needs of a consumer; records what it dispatched."""
+
+    def __init__(self, layer: InMemoryChannelLayer | None) -> None:
+        self.channel_layer = layer
+        self.channel_name = "inbox.one"
+        self.seen: list[str] = []
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        self.seen.append(message["n"])
+        if message["n"] == "stop":
+            raise StopConsumer
+
+
+async def run(consumer: Consumer, client: asyncio.Queue[dict[str, Any]]) -> None:
+    await asyncio.wait_for(dispatch_messages(consumer, client.get), timeout=10)
+
+
+async def test_messages_of_both_sources_are_all_dispatched_once() -> None:
+    layer = InMemoryChannelLayer()
+    client: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    consumer = Consumer(layer)
+    loop = asyncio.create_task(run(consumer, client))
+    for index in range(50):
+        # Both sources ready in the same loop turn, over and over.
+        await layer.send(consumer.channel_name, {"type": "x", "n": f"layer{index}"})
+        client.put_nowait({"type": "x", "n": f"client{index}"})
+        await asyncio.sleep(0)
+    client.put_nowait({"type": "x", "n": "stop"})
+    with pytest.raises(StopConsumer):
+        await loop
+    # Each source in its own order; none lost or repeated before the stop.
+    dispatched = consumer.seen[:-1]
+    assert [n for n in dispatched if n.startswith("client")] == [
+        f"client{i}" for i in range(50)
+    ]
+    layer_seen = [n for n in dispatched if n.startswith("layer")]
+    assert layer_seen == [f"layer{i}" for i in range(len(layer_seen))]
+    assert consumer.seen[-1] == "stop"
+
+
+async def test_a_message_that_arrives_during_dispatch_waits_its_turn() -> None:
+    layer = InMemoryChannelLayer()
+    client: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    consumer = Consumer(layer)
+    order: list[str] = []
+    event_handled = asyncio.Event()
+    original = consumer.dispatch
+
+    async def slow_dispatch(message: dict[str, Any]) -> None:
+        order.append(f"start {message['n']}")
+        if message["n"] == "first":
+            # The layer message lands while this one is being handled.
+            await layer.send(consumer.channel_name, {"type": "x", "n": "event"})
+            await asyncio.sleep(0.01)
+        order.append(f"end {message['n']}")
+        if message["n"] == "event":
+            event_handled.set()
+        await original(message)
+
+    consumer.dispatch = slow_dispatch  # type: ignore[method-assign]
+    client.put_nowait({"type": "x", "n": "first"})
+    loop = asyncio.create_task(run(consumer, client))
+    await asyncio.wait_for(event_handled.wait(), timeout=10)
+    client.put_nowait({"type": "x", "n": "stop"})
+    with pytest.raises(StopConsumer):
+        await loop
+    assert order[:4] == ["start first", "end first", "start event", "end event"]
+
+
+async def test_without_a_layer_only_the_client_is_read() -> None:
+    client: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    consumer = Consumer(None)
+    for name in ("a", "b", "stop"):
+        client.put_nowait({"type": "x", "n": name})
+    with pytest.raises(StopConsumer):
+        await run(consumer, client)
+    assert consumer.seen == ["a", "b", "stop"]
