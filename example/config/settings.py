@@ -124,6 +124,13 @@ if os.environ.get("REDIS_URL"):
                     }
                 ],
                 "prefix": os.environ.get("CHANNELS_PREFIX", "asgi"),
+                # channels-redis's default of 100 bounds the backlog of all
+                # of a process's connections at once (they share one Redis
+                # list): a stall of a fraction of a second at a few hundred
+                # group messages per second overflows it, and the overflow is
+                # dropped without an error. More costs memory per slow client
+                # (docs/operations-faults.md).
+                "capacity": int(os.environ.get("CHANNELS_CAPACITY", "100")),
             },
         }
     }
