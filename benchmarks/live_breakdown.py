@@ -11,7 +11,8 @@ machine's load shifts the absolute numbers; compare the rows.
 ``BENCH_BREAKDOWN=fanout`` measures group fan-out instead (200 clients in
 one group, 200 sends, in-memory layer): deliveries/s, the microseconds each
 configuration adds per delivery, and the server's CPU time (all its threads)
-and the time it spent collecting garbage, in microseconds per delivery (``GET /gcstats``); plain Channels runs too.
+and the time it spent collecting garbage (``GET /gcstats``), in microseconds
+per delivery; plain Channels runs too.
 
 Run: ``python benchmarks/live_breakdown.py`` (a couple of minutes).
 """
@@ -68,8 +69,8 @@ if os.environ.get("BENCH_CONFIGS"):
 
 
 async def measure(servers: dict[str, BenchServer]) -> dict[str, list[list[float]]]:
-    # Echo: [round trips/s, pipelined/s, server CPU us per round trip]; fan-out: [deliveries/s, server CPU
-    # us per delivery, GC us per delivery].
+    # Echo: [round trips/s, pipelined/s, server CPU us per round trip];
+    # fan-out: [deliveries/s, server CPU us and GC us per delivery].
     rates: dict[str, list[list[float]]] = {name: [[], [], []] for name in servers}
     for index in range(ROUNDS):
         names = list(servers)

@@ -34,27 +34,49 @@ async def test_messages_of_both_sources_are_all_dispatched_once() -> None:
     layer = InMemoryChannelLayer()
     client: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     consumer = Consumer(layer)
+    all_in = asyncio.Event()
+    original = consumer.dispatch
+
+    async def counting_dispatch(message: dict[str, Any]) -> None:
+        await original(message)
+        if len(consumer.seen) == 100:
+            all_in.set()
+
+    consumer.dispatch = counting_dispatch  # type: ignore[method-assign]
     loop = asyncio.create_task(run(consumer, client))
     for index in range(50):
         # Both sources ready in the same loop turn, over and over.
         await layer.send(consumer.channel_name, {"type": "x", "n": f"layer{index}"})
         client.put_nowait({"type": "x", "n": f"client{index}"})
         await asyncio.sleep(0)
+    await asyncio.wait_for(all_in.wait(), timeout=10)
     client.put_nowait({"type": "x", "n": "stop"})
     with pytest.raises(StopConsumer):
         await loop
-    # Each source in its own order; none lost or repeated before the stop.
+    # Every message once, each source in its own order, then the stop.
     dispatched = consumer.seen[:-1]
     assert [n for n in dispatched if n.startswith("client")] == [
         f"client{i}" for i in range(50)
     ]
-    layer_seen = [n for n in dispatched if n.startswith("layer")]
-    assert layer_seen == [f"layer{i}" for i in range(len(layer_seen))]
+    assert [n for n in dispatched if n.startswith("layer")] == [
+        f"layer{i}" for i in range(50)
+    ]
     assert consumer.seen[-1] == "stop"
 
 
+class WatchedLayer(InMemoryChannelLayer):  # type: ignore[misc]
+    """Notes when a receive has returned a message."""
+
+    returned = False
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        message: dict[str, Any] = await super().receive(channel)
+        self.returned = True
+        return message
+
+
 async def test_a_message_that_arrives_during_dispatch_waits_its_turn() -> None:
-    layer = InMemoryChannelLayer()
+    layer = WatchedLayer()
     client: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     consumer = Consumer(layer)
     order: list[str] = []
@@ -64,9 +86,17 @@ async def test_a_message_that_arrives_during_dispatch_waits_its_turn() -> None:
     async def slow_dispatch(message: dict[str, Any]) -> None:
         order.append(f"start {message['n']}")
         if message["n"] == "first":
-            # The layer message lands while this one is being handled.
+            # The layer message lands, and its receive task finishes, while
+            # this one is being handled (nobody waits on the loop then).
             await layer.send(consumer.channel_name, {"type": "x", "n": "event"})
-            await asyncio.sleep(0.01)
+            for _ in range(100):
+                if layer.returned:
+                    break
+                await asyncio.sleep(0)
+            assert layer.returned, "the layer receive never returned"
+            # Its done callbacks run in the next loop iteration.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
         order.append(f"end {message['n']}")
         if message["n"] == "event":
             event_handled.set()
