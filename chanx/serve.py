@@ -18,6 +18,11 @@ On the first SIGTERM (or SIGINT) the server:
 Plain uvicorn closes WebSockets with 1012 at once, mid-message, and ends the
 process by re-raising the signal, which skips ``atexit`` span flushing.
 
+Once the app is loaded, and before it serves, the process freezes the
+objects it has built so far (:mod:`chanx.startup_heap`): full garbage
+collections then skip them, which under load removes pauses of tens of
+milliseconds. ``--no-gc-freeze`` (or ``CHANX_GC_FREEZE=0``) keeps them.
+
 The drain timeout is ``--drain-timeout``, else ``CHANX_DRAIN_TIMEOUT`` in
 the environment, else ``CHANX["DRAIN_TIMEOUT"]`` (default 30 seconds). Keep
 it below the orchestrator's grace period (Kubernetes'
@@ -41,6 +46,7 @@ from uvicorn.server import Server
 
 from chanx.drain import drain, run_shutdown_callbacks
 from chanx.faults import seconds_setting
+from chanx.startup_heap import GC_FREEZE_ENV, freeze_startup_heap, gc_freeze_wanted
 
 __all__ = ["DRAIN_TIMEOUT_ENV", "DrainingServer", "drain_timeout", "main"]
 
@@ -80,7 +86,18 @@ def drain_timeout() -> float:
 
 
 class DrainingServer(Server):
-    """A uvicorn ``Server`` that drains chanx connections before it stops."""
+    """A uvicorn ``Server`` that freezes its startup heap and drains chanx
+    connections before it stops."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start as uvicorn does; then, the app being loaded, freeze the heap."""
+        await super().startup(sockets=sockets)
+        if self.should_exit:
+            return
+        if gc_freeze_wanted():
+            _log.info("startup_heap_frozen", objects=freeze_startup_heap())
+        else:
+            _log.info("startup_heap_not_frozen", reason=f"{GC_FREEZE_ENV}=0")
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Stop accepting, drain, let uvicorn finish, then flush telemetry."""
@@ -98,14 +115,23 @@ class DrainingServer(Server):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m chanx.serve APP [uvicorn options] [--drain-timeout SECONDS]``."""
+    """``python -m chanx.serve APP [uvicorn options] [--drain-timeout SECONDS]
+    [--no-gc-freeze]``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(prog="python -m chanx.serve", add_help=False)
     parser.add_argument("--drain-timeout", type=_positive, default=None)
+    parser.add_argument("--no-gc-freeze", action="store_true")
     known, rest = parser.parse_known_args(args)
+    # The environment also reaches worker processes (--workers).
     if known.drain_timeout is not None:
-        # The environment also reaches worker processes (--workers).
         os.environ[DRAIN_TIMEOUT_ENV] = str(known.drain_timeout)
+    if known.no_gc_freeze:
+        os.environ[GC_FREEZE_ENV] = "0"
+    try:
+        # A misspelt value stops the launch here, not in every worker.
+        gc_freeze_wanted()
+    except ValueError as exc:
+        parser.error(str(exc))
     if "--timeout-graceful-shutdown" not in rest:
         rest += ["--timeout-graceful-shutdown", str(_LEFTOVER_TIMEOUT)]
     # uvicorn's CLI builds uvicorn.server.Server by name; swapping that name

@@ -1,0 +1,109 @@
+"""``python -m chanx.serve`` freezes the startup heap, unless told not to.
+
+Real server processes: the freeze is reported in the JSON log with the
+number of objects frozen, the server goes on answering frames, and
+``--no-gc-freeze`` or a misspelt ``CHANX_GC_FREEZE`` behave as documented.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.clients import next_frame, open_ws
+from tests.hardening.faults_servers import (
+    RedisProcess,
+    ServeProcess,
+    faults_env,
+    launch_serve,
+)
+
+pytestmark = pytest.mark.e2e
+
+APP = "tests.hardening.faults_asgi:application"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Setup:
+    workdir: Path
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    workdir = tmp_path_factory.mktemp("serve-gc-freeze")
+    redis = RedisProcess(workdir / "redis.log")
+    redis.start()
+    try:
+        env = faults_env(workdir, redis.url, FAULTS_SLOW_REPLY="0")
+        env.pop("CHANX_GC_FREEZE", None)
+        yield Setup(workdir, env)
+    finally:
+        redis.stop()
+
+
+def log_records(server: ServeProcess, event: str) -> list[dict[str, Any]]:
+    records = []
+    for line in server.log_path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") == event:
+            records.append(record)
+    return records
+
+
+async def answers_a_ping(server: ServeProcess) -> None:
+    async with open_ws(server, "/ws/slow/") as ws:
+        assert (await next_frame(ws))["payload"]["status_code"] == 200
+        await ws.send(json.dumps({"action": "ping"}))
+        assert (await next_frame(ws))["action"] == "pong"
+
+
+async def test_the_startup_heap_is_frozen_and_the_server_serves(setup: Setup) -> None:
+    server = launch_serve("frozen", setup.env, setup.workdir, APP, [])
+    try:
+        # Logged before the server reports that it accepts connections,
+        # which launch_serve waited for.
+        [record] = log_records(server, "startup_heap_frozen")
+        # Django, DRF, Channels, pydantic and the app: far more than this.
+        assert record["objects"] > 50_000
+        assert not log_records(server, "startup_heap_not_frozen")
+        await answers_a_ping(server)
+    finally:
+        server.stop()
+
+
+async def test_no_gc_freeze_leaves_the_heap_as_it_is(setup: Setup) -> None:
+    server = launch_serve("unfrozen", setup.env, setup.workdir, APP, ["--no-gc-freeze"])
+    try:
+        [record] = log_records(server, "startup_heap_not_frozen")
+        assert record["reason"] == "CHANX_GC_FREEZE=0"
+        assert not log_records(server, "startup_heap_frozen")
+        await answers_a_ping(server)
+    finally:
+        server.stop()
+
+
+def test_a_misspelt_switch_stops_the_launch_with_a_hint(setup: Setup) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chanx.serve", APP, "--port", "1"],
+        cwd=ROOT,
+        env={**setup.env, "CHANX_GC_FREEZE": "perhaps"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "CHANX_GC_FREEZE='perhaps' is not a yes/no value" in result.stderr
+    assert "Traceback" not in result.stderr
