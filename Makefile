@@ -13,7 +13,7 @@ PY_DIRS := chanx tests example benchmarks loadtests grafana deploy/prometheus sc
 MYPY_DIRS = chanx tests benchmarks loadtests deploy/prometheus \
   $(shell $(BIN)/python -c "import grafana_foundation_sdk" 2>/dev/null && echo grafana)
 
-.PHONY: bench bench-profile bench-inprocess bench-telemetry bench-telemetry-parts run test install lint typecheck pytest redis postgres prometheus migrate demo-data clean
+.PHONY: bench bench-gc bench-profile bench-inprocess bench-telemetry bench-telemetry-parts run test install lint typecheck pytest redis postgres prometheus migrate demo-data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { \
@@ -66,6 +66,10 @@ bench: install redis
 # py-spy profile of one live server under echo load (needs `pip install py-spy`).
 bench-profile: install
 	$(BIN)/python benchmarks/profile_live.py $(ARGS)
+
+# Round-trip latency with and without chanx.serve's startup heap freeze.
+bench-gc: install
+	$(BIN)/python benchmarks/gc_pauses.py
 
 bench-telemetry: install
 	$(BIN)/python benchmarks/echo_telemetry.py

@@ -98,6 +98,31 @@ async def echo_round_trip(url: str, clients: int, frames: int) -> Timed:
         return await _timed(work)
 
 
+async def echo_latencies(
+    url: str, clients: int, seconds: float, most: int = 100_000
+) -> list[float]:
+    """Round-trip times (s) of ``clients`` connections pinging for ``seconds``.
+
+    Each connection waits for every pong before its next ping; a connection
+    stops after ``seconds`` or ``most`` round trips, whichever comes first.
+    """
+    times: list[float] = []
+    async with opened(url, clients) as sockets:
+
+        async def client(ws: ClientConnection) -> None:
+            deadline = time.monotonic() + seconds
+            for _ in range(most):
+                if time.monotonic() >= deadline:
+                    return
+                started = time.perf_counter()
+                await ws.send(PING)
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+                times.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(client(ws) for ws in sockets))
+    return times
+
+
 async def echo_pipelined(url: str, frames: int) -> Timed:
     """Frames/s with one connection sending without waiting for the pongs."""
     async with _open(url) as ws:

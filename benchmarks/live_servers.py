@@ -71,12 +71,19 @@ def seed(env: dict[str, str], users: int) -> None:
 
 @dataclass
 class BenchServer:
-    """One uvicorn process serving ``benchmarks.server_app:application``."""
+    """One uvicorn process serving ``benchmarks.server_app:application``.
+
+    ``launcher`` is the module run with ``python -m``: ``uvicorn``, or
+    ``chanx.serve`` (uvicorn with chanx's startup freeze and drain), which
+    also takes ``extra_args`` (e.g. ``--no-gc-freeze``).
+    """
 
     name: str
     env: dict[str, str]
     workdir: Path
     port: int = field(default_factory=free_port)
+    launcher: str = "uvicorn"
+    extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _output: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -96,13 +103,14 @@ class BenchServer:
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
+                self.launcher,
                 "benchmarks.server_app:application",
                 "--host",
                 HOST,
                 "--port",
                 str(self.port),
                 *UVICORN_OPTIONS,
+                *self.extra_args,
             ],
             cwd=ROOT,
             env=env,

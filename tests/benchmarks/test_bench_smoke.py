@@ -88,3 +88,33 @@ def test_prints_a_verdict_for_every_target(smoke_output: str) -> None:
         "cpu per delivery Redis, chanx/plain",
     }
     assert rows["chanx lost deliveries"] == "PASS"
+
+
+def test_gc_pause_benchmark_measures_every_variant() -> None:
+    # Four servers under python -m chanx.serve, with and without the freeze.
+    result = subprocess.run(
+        [sys.executable, "benchmarks/gc_pauses.py"],
+        cwd=ROOT,
+        env={**os.environ, "BENCH_PROFILE": "smoke"},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    number = r"\s+(\d+\.\d)"
+    rows = re.findall(
+        rf"^((?:chanx|plain), (?:frozen|not frozen)){number * 7}$",
+        result.stdout,
+        re.MULTILINE,
+    )
+    assert {row[0] for row in rows} == {
+        "chanx, frozen",
+        "chanx, not frozen",
+        "plain, frozen",
+        "plain, not frozen",
+    }
+    # Every variant answered (round trips/s above zero).
+    assert all(float(row[1]) > 0 for row in rows)
+    ratios = re.findall(r"^  (chanx|plain)\s+rt/s \d+\.\d\d  p99 ", result.stdout, re.M)
+    assert ratios == ["chanx", "plain"]
