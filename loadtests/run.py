@@ -7,7 +7,8 @@
 2. creates a throw-away database (SQLite file, or PostgreSQL with
    ``--database postgres``), migrates it and creates ``--users`` users with
    tokens (``manage.py loadtest_users``);
-3. starts ``--workers`` uvicorn processes of the demo on free loopback ports,
+3. starts ``--workers`` uvicorn processes of the demo on free loopback ports
+   (under ``python -m chanx.serve``, as the container image does),
    sharing that database and one Redis channel layer (a prefix unique to the
    run), and spreads the locust users over them;
 4. runs locust as a subprocess, writing CSV, HTML, JSON and a summary JSON to
@@ -225,7 +226,10 @@ def run(args: argparse.Namespace, extra: list[str], prefix: Path) -> int:
             env = demo_env(url, channels_prefix)
             tokens = seed(env, args, workdir)
             for number in range(1, args.workers + 1):
-                servers.append(launch(f"w{number}", env, workdir))
+                # As the image runs it: startup freeze, draining shutdown.
+                servers.append(
+                    launch(f"w{number}", env, workdir, launcher="chanx.serve")
+                )
             hosts = [server.ws_url for server in servers]
             print(f"loadtests: {prefix.name} against {', '.join(hosts)}", flush=True)
             command = [*locust_command(args, hosts, tokens, prefix), *extra]

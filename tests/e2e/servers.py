@@ -169,6 +169,8 @@ class UvicornServer:
     log_path: Path
     #: More uvicorn options, e.g. ``["--workers", "2"]``.
     extra_args: list[str] = field(default_factory=list)
+    #: The module run with ``python -m``: ``uvicorn`` or ``chanx.serve``.
+    launcher: str = "uvicorn"
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _log_file: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -191,7 +193,7 @@ class UvicornServer:
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
+                self.launcher,
                 "config.asgi:application",
                 "--host",
                 HOST,
@@ -271,6 +273,7 @@ def launch(
     log_dir: Path,
     attempts: int = 3,
     extra_args: list[str] | None = None,
+    launcher: str = "uvicorn",
 ) -> UvicornServer:
     """Start a server on a free port and wait until it serves.
 
@@ -279,7 +282,12 @@ def launch(
     """
     for attempt in range(1, attempts + 1):
         server = UvicornServer(
-            name, free_port(), env, log_dir / f"uvicorn-{name}.log", extra_args or []
+            name,
+            free_port(),
+            env,
+            log_dir / f"uvicorn-{name}.log",
+            extra_args or [],
+            launcher,
         )
         server.start()
         try:

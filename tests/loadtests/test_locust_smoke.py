@@ -126,6 +126,8 @@ def test_mixed_scenario_over_two_processes_reports_every_exchange(
     for name in ("w1", "w2"):
         log = Path(f"{prefix}_uvicorn-{name}.log").read_text()
         assert "/ws/chat/" in log or "websocket" in log.lower(), log[-2000:]
+        # Served as the image serves it: python -m chanx.serve drained it.
+        assert '"event":"drain_finished"' in log, log[-2000:]
 
 
 @pytest.mark.parametrize("scenario", ["ping", "chat", "broadcast", "churn"])
