@@ -43,6 +43,7 @@ from collections.abc import Sequence
 import structlog
 from django.conf import settings
 from uvicorn.server import Server
+from uvicorn.supervisors import multiprocess
 
 from chanx.drain import drain, run_shutdown_callbacks
 from chanx.faults import seconds_setting
@@ -112,6 +113,25 @@ class DrainingServer(Server):
         # Blocking exports run in a thread; the loop is idle by now anyway.
         await asyncio.to_thread(run_shutdown_callbacks, timeout)
         _log.info("server_stopped")
+        # Log lines are written when the loop next turns; uvicorn then ends
+        # the process by re-raising the signal, which skips atexit. One turn
+        # now, or this last line would be lost.
+        await asyncio.sleep(0)
+
+
+class _DrainingProcess(multiprocess.Process):
+    """A ``--workers`` child of uvicorn's supervisor that runs a DrainingServer.
+
+    The supervisor builds each child's server inside the child (a spawned
+    process, which imports this module to unpickle its target), so patching
+    names in the parent alone would leave workers on uvicorn's own Server.
+    """
+
+    @property
+    def server(self) -> Server:
+        if self._server is None:
+            self._server = DrainingServer(config=self.config)
+        return self._server
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -139,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # (``uvicorn.main`` the attribute is the click command, not the module.)
     cli = importlib.import_module("uvicorn.main")
     setattr(cli, "Server", DrainingServer)  # noqa: B010
+    # With --workers N the supervisor starts the servers; see _DrainingProcess.
+    setattr(multiprocess, "Process", _DrainingProcess)  # noqa: B010
     cli.main.main(args=rest, prog_name="python -m chanx.serve")
 
 

@@ -136,6 +136,8 @@ async def test_sigterm_finishes_in_flight_message_closes_1001_and_flushes(
             # Exported by the flush at shutdown, not by the (1 minute) timer.
             assert receiver.find(name="receive ping", service="chanx-drain")
             assert "drain_finished" in logged_events(server)
+            # The last line, logged just before the process ends itself.
+            assert logged_events(server)[-1] == "server_stopped"
         finally:
             server.stop()
 

@@ -1,13 +1,17 @@
-"""``python -m chanx.serve`` freezes the startup heap, unless told not to.
+"""``python -m chanx.serve`` freezes the startup heap, unless told not to,
+in every worker.
 
 Real server processes: the freeze is reported in the JSON log with the
 number of objects frozen, the server goes on answering frames, and
 ``--no-gc-freeze`` or a misspelt ``CHANX_GC_FREEZE`` behave as documented.
+With ``--workers 2`` each worker freezes its heap and drains on SIGTERM.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,12 +21,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.clients import next_frame, open_ws
+from tests.e2e.clients import RECV_TIMEOUT, next_frame, open_ws
 from tests.hardening.faults_servers import (
     RedisProcess,
     ServeProcess,
+    eventually,
     faults_env,
     launch_serve,
+    logged_events,
 )
 
 pytestmark = pytest.mark.e2e
@@ -107,3 +113,25 @@ def test_a_misspelt_switch_stops_the_launch_with_a_hint(setup: Setup) -> None:
     assert result.returncode == 2
     assert "CHANX_GC_FREEZE='perhaps' is not a yes/no value" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_every_worker_freezes_its_heap_and_drains(setup: Setup) -> None:
+    server = launch_serve("workers", setup.env, setup.workdir, APP, ["--workers", "2"])
+    try:
+        await eventually(
+            lambda: asyncio.to_thread(
+                lambda: len(log_records(server, "startup_heap_frozen")) == 2
+            ),
+            RECV_TIMEOUT,
+            "both workers to freeze their heap",
+        )
+        await answers_a_ping(server)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(server.process.wait, RECV_TIMEOUT)
+        events = logged_events(server)
+        # uvicorn's own workers would close at once, without a drain.
+        assert events.count("drain_finished") == 2
+        assert events.count("server_stopped") == 2
+    finally:
+        server.stop()
