@@ -30,8 +30,13 @@ def smoke_output() -> str:
     reason = redis_unreachable_reason()
     if reason is not None:
         pytest.fail(f"the benchmark's Redis fan-out needs Redis: {reason}")
+    return run_smoke("benchmarks/live.py")
+
+
+def run_smoke(script: str) -> str:
+    """Output of ``script`` run with the smoke profile; fails if it failed."""
     result = subprocess.run(
-        [sys.executable, "benchmarks/live.py"],
+        [sys.executable, script],
         cwd=ROOT,
         env={**os.environ, "BENCH_PROFILE": "smoke"},
         capture_output=True,
@@ -92,20 +97,11 @@ def test_prints_a_verdict_for_every_target(smoke_output: str) -> None:
 
 def test_gc_pause_benchmark_measures_every_variant() -> None:
     # Four servers under python -m chanx.serve, with and without the freeze.
-    result = subprocess.run(
-        [sys.executable, "benchmarks/gc_pauses.py"],
-        cwd=ROOT,
-        env={**os.environ, "BENCH_PROFILE": "smoke"},
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    output = run_smoke("benchmarks/gc_pauses.py")
     number = r"\s+(\d+\.\d)"
     rows = re.findall(
         rf"^((?:chanx|plain), (?:frozen|not frozen)){number * 7}$",
-        result.stdout,
+        output,
         re.MULTILINE,
     )
     assert {row[0] for row in rows} == {
@@ -116,5 +112,5 @@ def test_gc_pause_benchmark_measures_every_variant() -> None:
     }
     # Every variant answered (round trips/s above zero).
     assert all(float(row[1]) > 0 for row in rows)
-    ratios = re.findall(r"^  (chanx|plain)\s+rt/s \d+\.\d\d  p99 ", result.stdout, re.M)
+    ratios = re.findall(r"^  (chanx|plain)\s+rt/s \d+\.\d\d  p99 ", output, re.M)
     assert ratios == ["chanx", "plain"]

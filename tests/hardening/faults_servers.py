@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -129,6 +129,25 @@ def faults_env(workdir: Path, redis_url: str, **extra: str) -> dict[str, str]:
     env.pop("METRICS_TOKEN", None)
     manage(env, "migrate", "--noinput")
     return env
+
+
+@dataclass
+class ServeSetup:
+    """What a module's ``chanx.serve`` tests share: a directory and an env."""
+
+    workdir: Path
+    env: dict[str, str]
+
+
+@contextlib.contextmanager
+def redis_and_env(workdir: Path, **extra: str) -> Iterator[dict[str, str]]:
+    """A Redis of its own and :func:`faults_env` pointing at it, for a module."""
+    redis = RedisProcess(workdir / "redis.log")
+    redis.start()
+    try:
+        yield faults_env(workdir, redis.url, **extra)
+    finally:
+        redis.stop()
 
 
 def tokens_for(env: dict[str, str]) -> dict[str, str]:

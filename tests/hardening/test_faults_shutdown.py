@@ -13,8 +13,6 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import ClientConnection
@@ -23,12 +21,12 @@ from tests.e2e.clients import RECV_TIMEOUT, next_frame, open_ws
 from tests.e2e.peers import OtlpReceiver
 from tests.e2e.servers import HOST, UvicornServer
 from tests.hardening.faults_servers import (
-    RedisProcess,
     ServeProcess,
+    ServeSetup,
     eventually,
-    faults_env,
     launch_serve,
     logged_events,
+    redis_and_env,
 )
 
 pytestmark = pytest.mark.e2e
@@ -42,25 +40,15 @@ STUCK_REPLY = 60.0
 EXIT_MARGIN = 15.0
 
 
-@dataclass
-class Setup:
-    workdir: Path
-    env: dict[str, str]
-
-
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeSetup]:
     workdir = tmp_path_factory.mktemp("faults-shutdown")
-    redis = RedisProcess(workdir / "redis.log")
-    redis.start()
-    try:
-        yield Setup(workdir, faults_env(workdir, redis.url))
-    finally:
-        redis.stop()
+    with redis_and_env(workdir) as env:
+        yield ServeSetup(workdir, env)
 
 
 def start(
-    setup: Setup,
+    setup: ServeSetup,
     receiver: OtlpReceiver,
     name: str,
     reply: float = SLOW_REPLY,
@@ -112,7 +100,7 @@ async def sigterm_while_handling_a_ping(
 
 
 async def test_sigterm_finishes_in_flight_message_closes_1001_and_flushes(
-    setup: Setup,
+    setup: ServeSetup,
 ) -> None:
     with OtlpReceiver() as receiver:
         server = start(setup, receiver, "drain")
@@ -143,7 +131,7 @@ async def test_sigterm_finishes_in_flight_message_closes_1001_and_flushes(
 
 
 async def test_drain_timeout_bounds_shutdown_of_a_stuck_handler(
-    setup: Setup,
+    setup: ServeSetup,
 ) -> None:
     with OtlpReceiver() as receiver:
         args = ["--drain-timeout", str(SHORT_DRAIN)]

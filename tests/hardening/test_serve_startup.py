@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,12 @@ import pytest
 
 from tests.e2e.clients import RECV_TIMEOUT, next_frame, open_ws
 from tests.hardening.faults_servers import (
-    RedisProcess,
     ServeProcess,
+    ServeSetup,
     eventually,
-    faults_env,
     launch_serve,
     logged_events,
+    redis_and_env,
 )
 
 pytestmark = pytest.mark.e2e
@@ -37,23 +36,12 @@ APP = "tests.hardening.faults_asgi:application"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@dataclass
-class Setup:
-    workdir: Path
-    env: dict[str, str]
-
-
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    workdir = tmp_path_factory.mktemp("serve-gc-freeze")
-    redis = RedisProcess(workdir / "redis.log")
-    redis.start()
-    try:
-        env = faults_env(workdir, redis.url, FAULTS_SLOW_REPLY="0")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeSetup]:
+    workdir = tmp_path_factory.mktemp("serve-startup")
+    with redis_and_env(workdir, FAULTS_SLOW_REPLY="0") as env:
         env.pop("CHANX_GC_FREEZE", None)
-        yield Setup(workdir, env)
-    finally:
-        redis.stop()
+        yield ServeSetup(workdir, env)
 
 
 def log_records(server: ServeProcess, event: str) -> list[dict[str, Any]]:
@@ -75,7 +63,9 @@ async def answers_a_ping(server: ServeProcess) -> None:
         assert (await next_frame(ws))["action"] == "pong"
 
 
-async def test_the_startup_heap_is_frozen_and_the_server_serves(setup: Setup) -> None:
+async def test_the_startup_heap_is_frozen_and_the_server_serves(
+    setup: ServeSetup,
+) -> None:
     server = launch_serve("frozen", setup.env, setup.workdir, APP, [])
     try:
         # Logged before the server reports that it accepts connections,
@@ -89,7 +79,7 @@ async def test_the_startup_heap_is_frozen_and_the_server_serves(setup: Setup) ->
         server.stop()
 
 
-async def test_no_gc_freeze_leaves_the_heap_as_it_is(setup: Setup) -> None:
+async def test_no_gc_freeze_leaves_the_heap_as_it_is(setup: ServeSetup) -> None:
     server = launch_serve("unfrozen", setup.env, setup.workdir, APP, ["--no-gc-freeze"])
     try:
         [record] = log_records(server, "startup_heap_not_frozen")
@@ -100,7 +90,7 @@ async def test_no_gc_freeze_leaves_the_heap_as_it_is(setup: Setup) -> None:
         server.stop()
 
 
-def test_a_misspelt_switch_stops_the_launch_with_a_hint(setup: Setup) -> None:
+def test_a_misspelt_switch_stops_the_launch_with_a_hint(setup: ServeSetup) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "chanx.serve", APP, "--port", "1"],
         cwd=ROOT,
@@ -115,7 +105,7 @@ def test_a_misspelt_switch_stops_the_launch_with_a_hint(setup: Setup) -> None:
     assert "Traceback" not in result.stderr
 
 
-async def test_every_worker_freezes_its_heap_and_drains(setup: Setup) -> None:
+async def test_every_worker_freezes_its_heap_and_drains(setup: ServeSetup) -> None:
     server = launch_serve("workers", setup.env, setup.workdir, APP, ["--workers", "2"])
     try:
         await eventually(
