@@ -210,7 +210,7 @@ class UvicornServer:
         )
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
-        """Poll until Django answers HTTP on the port.
+        """Poll ``/healthz`` until the app answers HTTP on the port.
 
         Raises:
             RuntimeError: The process exited or did not answer within ``timeout``.
@@ -226,8 +226,9 @@ class UvicornServer:
                         f"{self.log_tail()}"
                     )
                 try:
-                    # Any HTTP answer (401 here) means Django serves requests.
-                    client.get(f"{self.http_url}/api/announce/")
+                    # The app module is imported (Django set up) once anything
+                    # answers; /healthz does without a 401 warning in the log.
+                    client.get(f"{self.http_url}/healthz")
                 except httpx.TransportError:
                     if time.monotonic() >= deadline:
                         raise RuntimeError(
