@@ -17,15 +17,12 @@ Run: ``python benchmarks/gc_pauses.py`` (``make bench-gc``; a few minutes).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -33,7 +30,6 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import live_clients as clients  # noqa: E402
 from benchmarks.live_servers import (  # noqa: E402
-    HOST,
     BenchServer,
     OtlpSink,
     base_env,
@@ -65,25 +61,10 @@ class Sample:
     full_collections: int
     full_pause: float
 
-    def row(self) -> tuple[float, ...]:
-        return (
-            self.rate,
-            self.p50,
-            self.p99,
-            self.p999,
-            self.worst,
-            self.full_collections,
-            self.full_pause,
-        )
 
-
-def gc_stats(server: BenchServer) -> tuple[int, float]:
+def full_collections(server: BenchServer) -> tuple[int, float]:
     """Full collections so far and the seconds they took."""
-    answer = httpx.get(
-        f"http://{HOST}:{server.port}/gcstats", timeout=10, trust_env=False
-    )
-    answer.raise_for_status()
-    stats = json.loads(answer.content)
+    stats = server.gc_stats()
     return int(stats["counts"][2]), float(stats["seconds"][2])
 
 
@@ -92,10 +73,10 @@ def quantile(ordered: list[float], q: float) -> float:
 
 
 async def measure(server: BenchServer, kind: str) -> Sample:
-    count_before, seconds_before = gc_stats(server)
+    count_before, seconds_before = full_collections(server)
     url = f"{server.ws_url}/ws/{kind}/echo/"
     times = sorted(await clients.echo_latencies(url, CLIENTS, SECONDS))
-    count_after, seconds_after = gc_stats(server)
+    count_after, seconds_after = full_collections(server)
     if not times:
         raise RuntimeError(f"{server.name}: no round trip completed")
     collections = count_after - count_before
@@ -126,7 +107,7 @@ def report(samples: dict[str, list[Sample]]) -> None:
     medians = {
         name: [
             statistics.median(column)
-            for column in zip(*(s.row() for s in rows), strict=True)
+            for column in zip(*(astuple(s) for s in rows), strict=True)
         ]
         for name, rows in samples.items()
     }

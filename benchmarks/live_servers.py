@@ -149,12 +149,17 @@ class BenchServer:
         fields = stat.rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def gc_seconds(self) -> float:
-        """Seconds the server has spent collecting garbage since it started."""
+    def gc_stats(self) -> dict[str, list[float]]:
+        """Collections per generation so far (``counts``) and their ``seconds``."""
         with httpx.Client(timeout=10.0, trust_env=False) as client:
             answer = client.get(f"http://{HOST}:{self.port}/gcstats")
         answer.raise_for_status()
-        return float(sum(answer.json()["seconds"]))
+        stats: dict[str, list[float]] = answer.json()
+        return stats
+
+    def gc_seconds(self) -> float:
+        """Seconds the server has spent collecting garbage since it started."""
+        return float(sum(self.gc_stats()["seconds"]))
 
     def rss_bytes(self) -> int:
         """The server's resident set size, from ``/proc/<pid>/status``."""

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -209,15 +209,20 @@ def readyz_status(server: UvicornServer) -> int:
     return response.status_code
 
 
-def logged_events(server: UvicornServer) -> list[str]:
-    """The ``event`` of every JSON log line the server wrote so far."""
-    events = []
+def logged_records(server: UvicornServer) -> list[dict[str, Any]]:
+    """Every JSON log line (with an ``event``) the server wrote so far."""
+    records = []
     for line in server.log_path.read_text(errors="replace").splitlines():
         with contextlib.suppress(ValueError):
             record = json.loads(line)
             if isinstance(record, dict) and "event" in record:
-                events.append(str(record["event"]))
-    return events
+                records.append(record)
+    return records
+
+
+def logged_events(server: UvicornServer) -> list[str]:
+    """The ``event`` of every JSON log line the server wrote so far."""
+    return [str(record["event"]) for record in logged_records(server)]
 
 
 def rss_kib(pid: int) -> int:

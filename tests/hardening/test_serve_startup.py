@@ -27,6 +27,7 @@ from tests.hardening.faults_servers import (
     eventually,
     launch_serve,
     logged_events,
+    logged_records,
     redis_and_env,
 )
 
@@ -45,15 +46,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeSetup]:
 
 
 def log_records(server: ServeProcess, event: str) -> list[dict[str, Any]]:
-    records = []
-    for line in server.log_path.read_text(errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("event") == event:
-            records.append(record)
-    return records
+    return [r for r in logged_records(server) if r["event"] == event]
 
 
 async def answers_a_ping(server: ServeProcess) -> None:
