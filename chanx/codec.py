@@ -32,7 +32,14 @@ from pydantic import BaseModel
 from chanx.errors import ErrorDetail, FrameError, detail
 from chanx.limits import json_too_deep, too_deep_error
 
-__all__ = ["TRACE_CONTEXT_KEYS", "Codec", "pop_trace_context", "utf8_size"]
+__all__ = [
+    "TRACE_CONTEXT_KEYS",
+    "Codec",
+    "parse_plain_json",
+    "plain_json",
+    "pop_trace_context",
+    "utf8_size",
+]
 
 _Transform = Callable[[Any], Any]
 _MISSING: Any = object()
@@ -64,6 +71,20 @@ def _dumps(data: Any) -> str:
         return orjson.dumps(data, option=_ORJSON_OPTIONS).decode("utf-8")
     except TypeError:
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def plain_json(data: Any) -> str:
+    """``data`` as compact JSON text, keys as given: what the default codec writes.
+
+    Raises:
+        TypeError: ``data`` holds a value JSON has no type for.
+    """
+    return _dumps(data)
+
+
+def parse_plain_json(text: str) -> Any:
+    """Parse JSON text as the codec does (exact big integers)."""
+    return _loads(text)
 
 
 def _humps() -> tuple[_Transform, _Transform]:
@@ -109,7 +130,7 @@ class Codec:
             (checked on the raw text, before parsing); ``None``: no limit.
     """
 
-    __slots__ = ("_action_key", "_camelize", "_decamelize", "_max_depth")
+    __slots__ = ("_action_key", "_camelize", "_decamelize", "_max_depth", "plain")
 
     def __init__(
         self,
@@ -123,6 +144,8 @@ class Codec:
         self._decamelize: _Transform | None = None
         if camelize:
             self._camelize, self._decamelize = _humps()
+        #: Frames go out as :func:`plain_json` writes them (no key changes).
+        self.plain = action_key == "action" and not camelize
 
     def decode(self, text: str) -> dict[str, Any]:
         """Parse a text frame into a dict whose type key is ``action``.
@@ -171,7 +194,7 @@ class Codec:
         when no key changes apply (``action`` on the wire, no camelCase)
         pydantic writes it directly, without the dict in between.
         """
-        if self._camelize is None and self._action_key == "action":
+        if self.plain:
             return message.model_dump_json()
         return self.encode(message.model_dump(mode="json"))
 

@@ -1,8 +1,12 @@
 """Group messages on the channel layer: one payload shape, sent and received here.
 
-A group message travels as :class:`GroupMessagePayload` (msgpack-safe: only
-JSON types). Each receiving consumer turns it into the frame for its own
-client, adding ``is_mine`` and ``is_current`` for typed messages.
+A group message travels as :class:`GroupMessagePayload`, its content already
+JSON text (msgpack-safe, and cheap for the in-memory layer to copy once per
+member). The text is codec-independent: keys as the models name them and
+the type key ``action``. Each receiving consumer makes its client's frame
+from it, adding ``is_mine`` and ``is_current`` for typed messages; with the
+default codec that is a splice of text, with any other the text is parsed
+and encoded by the receiver's codec.
 """
 
 from __future__ import annotations
@@ -11,11 +15,16 @@ from typing import Any, Literal, TypedDict
 
 from typing_extensions import NotRequired
 
+from chanx.codec import Codec, parse_plain_json
+
 __all__ = [
     "GROUP_MESSAGE_TYPE",
     "GroupMessagePayload",
     "build_group_payload",
-    "frame_for_recipient",
+    "frame_text",
+    "is_well_formed",
+    "recipient_flags",
+    "splice_flags",
 ]
 
 # Channels routes "chanx.group_message" to the consumer method chanx_group_message.
@@ -26,7 +35,11 @@ class GroupMessagePayload(TypedDict):
     """What ``group_send`` carries for a group message."""
 
     type: Literal["chanx.group_message"]
-    content: dict[str, Any]
+    # The content as a JSON object, written by chanx's codec-independent
+    # encoder (model field names, type key "action").
+    text: str
+    # The content's "action" when it is a string (the relayed frame's label).
+    action: str | None
     # "message": a typed group message, gets is_mine/is_current; "json": raw JSON.
     kind: Literal["message", "json"]
     exclude_current: bool
@@ -37,18 +50,20 @@ class GroupMessagePayload(TypedDict):
 
 
 def build_group_payload(
-    content: dict[str, Any],
+    text: str,
     *,
+    action: str | None,
     kind: Literal["message", "json"],
     exclude_current: bool,
     from_channel: str,
     from_user_pk: str | None,
     meta: dict[str, str],
 ) -> GroupMessagePayload:
-    """Assemble the channel-layer payload for ``content``."""
+    """Assemble the channel-layer payload for the JSON object ``text``."""
     payload: GroupMessagePayload = {
         "type": GROUP_MESSAGE_TYPE,
-        "content": content,
+        "text": text,
+        "action": action,
         "kind": kind,
         "exclude_current": exclude_current,
         "from_channel": from_channel,
@@ -59,16 +74,59 @@ def build_group_payload(
     return payload
 
 
-def frame_for_recipient(
+def is_well_formed(payload: GroupMessagePayload) -> bool:
+    """Whether ``payload`` has what a recipient reads, with the right types
+    (another chanx version, or a hand-made payload, may not)."""
+    return (
+        isinstance(payload.get("text"), str)
+        and isinstance(payload.get("from_channel"), str)
+        and payload.get("kind") in ("message", "json")
+    )
+
+
+def recipient_flags(
     payload: GroupMessagePayload, channel_name: str, user_pk: str | None
-) -> dict[str, Any] | None:
-    """The frame this recipient should send, or ``None`` if it is excluded."""
+) -> tuple[bool, bool] | None:
+    """``(is_mine, is_current)`` for this recipient, or ``None`` if excluded."""
     is_current = payload["from_channel"] == channel_name
-    if is_current and payload["exclude_current"]:
+    if is_current and payload.get("exclude_current"):
         return None
-    content = payload["content"]
-    if payload["kind"] != "message":
-        return content
-    sender = payload["from_user_pk"]
-    is_mine = sender is not None and sender == user_pk
-    return {**content, "is_mine": is_mine, "is_current": is_current}
+    sender = payload.get("from_user_pk")
+    return sender is not None and sender == user_pk, is_current
+
+
+# The keys added to a typed message's object, as the default codec writes them.
+_TAILS = {
+    (
+        mine,
+        current,
+    ): f'"is_mine":{str(mine).lower()},"is_current":{str(current).lower()}}}'
+    for mine in (False, True)
+    for current in (False, True)
+}
+
+
+def splice_flags(text: str, is_mine: bool, is_current: bool) -> str:
+    """``text`` (a compact JSON object) with ``is_mine``/``is_current`` appended.
+
+    The same text as encoding ``{**content, "is_mine": ..., "is_current": ...}``
+    when ``text`` is ``content`` compactly encoded.
+    """
+    tail = _TAILS[is_mine, is_current]
+    if text == "{}":
+        return "{" + tail
+    return f"{text[:-1]},{tail}"
+
+
+def frame_text(
+    payload: GroupMessagePayload, codec: Codec, is_mine: bool, is_current: bool
+) -> str:
+    """The frame text for a recipient whose consumer encodes with ``codec``."""
+    text = payload["text"]
+    typed = payload["kind"] == "message"
+    if codec.plain:
+        return splice_flags(text, is_mine, is_current) if typed else text
+    content: dict[str, Any] = parse_plain_json(text)
+    if typed:
+        content = {**content, "is_mine": is_mine, "is_current": is_current}
+    return codec.encode(content)

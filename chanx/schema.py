@@ -133,14 +133,12 @@ class ConsumerSchema:
         """Bounded label for an event: a declared handler or ``unknown``."""
         return self.events.label(data) if self.events else UNKNOWN
 
-    def group_label(self, data: Mapping[str, Any]) -> str:
-        """Bounded label for a relayed group frame: the OG action or ``unknown``."""
-        value = data.get("action")
-        return (
-            str(value)
-            if isinstance(value, str) and value in self.group_actions
-            else UNKNOWN
-        )
+    def group_label(self, action: object) -> str:
+        """Bounded label for a relayed group frame of ``action``: a declared
+        group message action, or ``unknown``."""
+        if isinstance(action, str) and action in self.group_actions:
+            return action
+        return UNKNOWN
 
     def validate_message(self, data: dict[str, Any]) -> BaseMessage:
         """Validate a decoded frame; raises ``FrameError`` with client-safe details."""

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
+from chanx.codec import plain_json
 from chanx.groups import build_group_payload
 from chanx.testing import WebsocketCommunicator, WebsocketTestCase
 from tests.app.consumers import CHANNELS, SECRET, SessionOnlyConsumer
@@ -133,7 +134,8 @@ async def test_failed_connection_never_gets_group_messages_or_events(
     await layer.send(
         channel,
         build_group_payload(
-            {"action": "chat_group", "payload": "no"},
+            plain_json({"action": "chat_group", "payload": "no"}),
+            action="chat_group",
             kind="message",
             exclude_current=True,
             from_channel="elsewhere",

@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from channels.layers import get_channel_layer
+from django.test import override_settings
+from structlog.testing import capture_logs
 
+from chanx.messages.incoming import PingMessage
 from chanx.testing import WebsocketCommunicator
 from tests.app.consumers import LobbyConsumer
 from tests.app.helpers import Factory, make_user, open_ws, raw_group_send, token_header
@@ -186,3 +190,76 @@ async def test_groups_attribute_is_copied_per_connection(
         assert await ws.receive_all_json(wait_group=True) == [
             chat("all", mine=False, current=False)
         ]
+
+
+async def test_each_member_gets_the_frame_in_its_own_codec(
+    chanx_communicator_factory: Factory,
+) -> None:
+    path = "/ws/room/g-codecs/"
+    camel_settings = {
+        "CAMELIZE": True,
+        "MESSAGE_ACTION_KEY": "messageType",
+        "SEND_COMPLETION": False,
+    }
+    with override_settings(CHANX=camel_settings):
+        camel = await chanx_communicator_factory(path=path)
+        assert (await camel.connect())[0]
+        assert (await camel.receive_frame())["messageType"] == "authentication"
+    sender = await open_ws(chanx_communicator_factory, path)
+    peer = await open_ws(chanx_communicator_factory, path)
+
+    await broadcast(sender, "hi")
+    assert await peer.receive_all_json(wait_group=True) == [
+        chat("hi", mine=False, current=False)
+    ]
+    assert await camel.receive_frame() == {
+        "messageType": "chat_group",
+        "payload": "hi",
+        "isMine": False,
+        "isCurrent": False,
+    }
+    content = {"action": "custom_raw", "some_key": {"inner_key": [1]}}
+    await sender.send_message(RawBroadcastMessage(payload=content))
+    assert await peer.receive_all_json(wait_group=True) == [content]
+    assert await camel.receive_frame() == {
+        "messageType": "custom_raw",
+        "someKey": {"innerKey": [1]},
+    }
+    assert await camel.receive_nothing()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # The shape of an older chanx (content as an object), e.g. mid-upgrade.
+        {
+            "type": "chanx.group_message",
+            "content": {"action": "chat_group", "payload": "old"},
+            "kind": "message",
+            "exclude_current": True,
+            "from_channel": "elsewhere",
+            "from_user_pk": None,
+        },
+        {"type": "chanx.group_message", "text": ["not", "text"], "kind": "message"},
+        {"type": "chanx.group_message"},
+    ],
+)
+async def test_a_malformed_group_payload_is_logged_and_the_connection_serves_on(
+    chanx_communicator_factory: Factory, payload: dict[str, Any]
+) -> None:
+    ws = await open_ws(chanx_communicator_factory, "/ws/room/g-malformed/")
+    layer = get_channel_layer()
+    assert layer is not None
+    with capture_logs() as logs:
+        await layer.group_send("room_g-malformed", payload)
+        await raw_group_send(
+            "room_g-malformed", {"action": "chat_group", "payload": "ok"}
+        )
+        # Channel-layer messages are handled in order: the good one follows.
+        assert await ws.receive_all_json(wait_group=True) == [
+            chat("ok", mine=False, current=False)
+        ]
+    dropped = [e for e in logs if e["event"] == "group_message_dropped"]
+    assert [e["reason"] for e in dropped] == ["malformed"]
+    await ws.send_message(PingMessage())
+    assert await ws.receive_all_json() == [{"action": "pong", "payload": None}]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from chanx.codec import plain_json
 from chanx.faults import (
     GroupSendError,
     layer_failed,
@@ -17,12 +18,21 @@ from chanx.faults import (
     within,
 )
 from chanx.generic.base import ConsumerBase
-from chanx.groups import GroupMessagePayload, build_group_payload, frame_for_recipient
+from chanx.groups import (
+    GroupMessagePayload,
+    build_group_payload,
+    frame_text,
+    is_well_formed,
+    recipient_flags,
+)
 from chanx.messages.base import BaseGroupMessage
 from chanx.messages.outgoing import GroupCompleteMessage
 from chanx.schema import UNKNOWN
 
 __all__ = ["GroupMessagingMixin"]
+
+# Set per recipient, so not part of what is published.
+_RECIPIENT_FLAGS = {"is_mine", "is_current"}
 
 
 class GroupMessagingMixin(ConsumerBase):
@@ -46,9 +56,9 @@ class GroupMessagingMixin(ConsumerBase):
                 it becomes an ``error`` frame of type ``group_send_failed``
                 for this client; the connection stays open.
         """
-        content = message.model_dump(mode="json", exclude={"is_mine", "is_current"})
+        text = message.model_dump_json(exclude=_RECIPIENT_FLAGS)
         action = str(message.action)
-        await self._publish(content, "message", action, groups, exclude_current)
+        await self._publish(text, "message", action, groups, exclude_current)
 
     async def send_to_groups(
         self,
@@ -61,24 +71,35 @@ class GroupMessagingMixin(ConsumerBase):
 
         Raises:
             GroupSendError: As :meth:`send_group_message`.
+            TypeError: ``content`` holds a value JSON has no type for (as
+                :meth:`send_json` would raise); nothing was sent.
         """
-        await self._publish(content, "json", UNKNOWN, groups, exclude_current)
+        action = content.get("action")
+        await self._publish(
+            plain_json(content),
+            "json",
+            action if isinstance(action, str) else None,
+            groups,
+            exclude_current,
+        )
 
     async def _publish(
         self,
-        content: dict[str, Any],
+        text: str,
         kind: Literal["message", "json"],
-        action: str,
+        action: str | None,
         groups: Iterable[str] | None,
         exclude_current: bool,
     ) -> None:
         targets = list(self.groups if groups is None else groups)
         meta: dict[str, str] = {}
+        label = action if kind == "message" and action is not None else UNKNOWN
         observation = self._hooks.publish(
-            self.conn, "group_message", action, targets, meta
+            self.conn, "group_message", label, targets, meta
         )
         payload = build_group_payload(
-            content,
+            text,
+            action=action,
             kind=kind,
             exclude_current=exclude_current,
             from_channel=self.channel_name,
@@ -94,7 +115,7 @@ class GroupMessagingMixin(ConsumerBase):
             observation.finish("error", error_type, exc)
             self.logger.error(
                 "group_send_failed",
-                action=action,
+                action=label,
                 error_type=error_type,
                 groups=len(targets),
             )
@@ -108,14 +129,18 @@ class GroupMessagingMixin(ConsumerBase):
         if self._auth_state != "ok":
             self.logger.warning("group_message_dropped", reason="unauthenticated")
             return
-        frame = frame_for_recipient(payload, self.channel_name, self.conn.user_id)
-        if frame is None:
+        if not is_well_formed(payload):
+            self.logger.warning("group_message_dropped", reason="malformed")
             return
-        action = self.schema.group_label(frame)
+        flags = recipient_flags(payload, self.channel_name, self.conn.user_id)
+        if flags is None:
+            return
+        action = self.schema.group_label(payload.get("action"))
         meta = payload.get("meta", {})
         observation = self._hooks.deliver(self.conn, "group_message", action, meta)
         try:
-            await self._send_frame(frame, action)
+            text = frame_text(payload, self.config.codec, *flags)
+            await self._send_encoded(text, action)
             if self.config.send_completion:
                 await self.send_message(GroupCompleteMessage())
         except Exception as exc:

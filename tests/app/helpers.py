@@ -11,6 +11,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
+from chanx.codec import plain_json
 from chanx.groups import build_group_payload
 from chanx.testing import WebsocketCommunicator
 
@@ -62,7 +63,8 @@ async def raw_group_send(group: str, content: dict[str, Any]) -> None:
     layer = get_channel_layer()
     assert layer is not None
     payload = build_group_payload(
-        content,
+        plain_json(content),
+        action=content.get("action"),
         kind="message",
         exclude_current=True,
         from_channel="outside.channel",

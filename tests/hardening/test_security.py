@@ -10,6 +10,7 @@ import pytest
 from channels.layers import get_channel_layer
 from structlog.testing import capture_logs
 
+from chanx.codec import plain_json
 from chanx.events import build_event_payload
 from chanx.groups import build_group_payload
 from chanx.messages.incoming import PingMessage
@@ -38,7 +39,8 @@ async def reach_everywhere(channel: str, text: str) -> None:
     event = NotifyEvent(payload=NotifyPayload(content=text))
     await RoomConsumer.asend_channel_event("room_vault", event)
     direct = build_group_payload(
-        content,
+        plain_json(content),
+        action="chat_group",
         kind="message",
         exclude_current=False,
         from_channel="elsewhere",
