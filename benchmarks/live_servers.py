@@ -75,7 +75,8 @@ class BenchServer:
 
     ``launcher`` is the module run with ``python -m``: ``uvicorn``, or
     ``chanx.serve`` (uvicorn with chanx's startup freeze and drain), which
-    also takes ``extra_args`` (e.g. ``--no-gc-freeze``).
+    also takes ``extra_args`` (e.g. ``--no-gc-freeze``). The process runs in
+    ``root`` and imports chanx and the app from there.
     """
 
     name: str
@@ -84,6 +85,8 @@ class BenchServer:
     port: int = field(default_factory=free_port)
     launcher: str = "uvicorn"
     extra_args: list[str] = field(default_factory=list)
+    #: The checkout served (another revision's, in ``revisions.py``).
+    root: Path = ROOT
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _output: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -97,7 +100,7 @@ class BenchServer:
 
     def start(self) -> None:
         """Start the process; :meth:`wait_ready` waits until it serves."""
-        env = {**self.env, "BENCH_LOG_FILE": str(self.workdir / f"{self.name}.jsonl")}
+        env = {**self.env, **self.launch_env()}
         self._output = self.output_path.open("wb")
         self.process = subprocess.Popen(
             [
@@ -112,11 +115,22 @@ class BenchServer:
                 *UVICORN_OPTIONS,
                 *self.extra_args,
             ],
-            cwd=ROOT,
+            cwd=self.root,
             env=env,
             stdout=self._output,
             stderr=subprocess.STDOUT,
         )
+
+    def launch_env(self) -> dict[str, str]:
+        """What :meth:`start` adds to ``env``: the log file, and the Python
+        path pointing at ``root`` instead of this checkout."""
+        added = {"BENCH_LOG_FILE": str(self.workdir / f"{self.name}.jsonl")}
+        if self.root != ROOT:
+            paths = self.env.get("PYTHONPATH", "").split(os.pathsep)
+            added["PYTHONPATH"] = os.pathsep.join(
+                str(self.root) if path == str(ROOT) else path for path in paths
+            )
+        return added
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
         """Poll ``GET /gc`` until it answers.

@@ -33,12 +33,13 @@ def smoke_output() -> str:
     return run_smoke("benchmarks/live.py")
 
 
-def run_smoke(script: str) -> str:
-    """Output of ``script`` run with the smoke profile; fails if it failed."""
+def run_smoke(script: str, **env: str) -> str:
+    """Output of ``script`` run with the smoke profile (and ``env``); fails
+    if it failed."""
     result = subprocess.run(
         [sys.executable, script],
         cwd=ROOT,
-        env={**os.environ, "BENCH_PROFILE": "smoke"},
+        env={**os.environ, "BENCH_PROFILE": "smoke", **env},
         capture_output=True,
         text=True,
         timeout=240,
@@ -114,3 +115,24 @@ def test_gc_pause_benchmark_measures_every_variant() -> None:
     assert all(float(row[1]) > 0 for row in rows)
     ratios = re.findall(r"^  (chanx|plain)\s+rt/s \d+\.\d\d  p99 ", output, re.M)
     assert ratios == ["chanx", "plain"]
+
+
+def test_revision_benchmark_serves_both_checkouts() -> None:
+    # The base checkout is a git worktree of HEAD: it must import its own chanx.
+    output = run_smoke(
+        "benchmarks/revisions.py",
+        BENCH_BASE="HEAD",
+        BENCH_WORKLOAD="fanout_memory",
+        BENCH_PLAIN="1",
+    )
+    rows = re.findall(
+        r"^  (base|working tree|plain)\s+(\d+)/s\s+cpu\s+\d+\.\d us/unit", output, re.M
+    )
+    assert [name for name, _ in rows] == ["base", "working tree", "plain"]
+    base_chanx = re.search(r"^base: chanx from (\S+)$", output, re.M)
+    assert base_chanx is not None
+    assert "chanx-base-" in base_chanx[1]
+    assert f"working tree: chanx from {ROOT}/chanx/" in output
+    assert all(int(rate) > 0 for _, rate in rows)
+    assert re.search(r"^working tree / base: rate \d+\.\d{3}, cpu ", output, re.M)
+    assert re.search(r"^rate / plain Channels: base \d+\.\d{3}, ", output, re.M)
