@@ -322,7 +322,10 @@ def _span_attributes(
 
 def _valid_links(links: Sequence[Link] | None) -> Sequence[Link]:
     # chanx's links carry no attributes; an invalid context is dropped, as
-    # the SDK does.
+    # the SDK does. A connection's one link, the same tuple for each of its
+    # frames, is shared as it is (add_link() copies before it appends).
     if not links:
         return ()
+    if type(links) is tuple and len(links) == 1 and links[0].context.is_valid:
+        return links
     return tuple(link for link in links if link.context.is_valid)

@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
     Link,
     NonRecordingSpan,
     Span,
@@ -196,6 +197,27 @@ def test_recorded_spans_match_the_sdk(
         and trace.get_current_span(parent).get_span_context().is_valid
     ):
         assert fast.get_span_context().trace_id == REMOTE.trace_id
+
+
+def test_a_connections_link_is_shared_by_its_frames_and_never_changed(
+    pair: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, exporter = pair
+    start = sdk_starter(provider.get_tracer("chanx", "1"))
+    assert start is not None
+    links = (Link(REMOTE),)
+    first = start("receive a", Context(), SpanKind.CONSUMER, {}, links)
+    second = start("receive b", Context(), SpanKind.CONSUMER, {}, links)
+    invalid = start(
+        "receive c", Context(), SpanKind.CONSUMER, {}, (Link(INVALID_SPAN_CONTEXT),)
+    )
+    first.add_link(SpanContext(0x5, 0x6, is_remote=False), {"extra": 1})
+    for span in (first, second, invalid):
+        span.end()
+    done = {span.name: span for span in exporter.get_finished_spans()}
+    assert [link.context for link in done["receive b"].links] == [REMOTE]
+    assert len(done["receive a"].links) == 2
+    assert done["receive c"].links == ()
 
 
 def test_unsampled_parent_gives_the_same_non_recording_span(
