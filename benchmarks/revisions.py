@@ -15,7 +15,9 @@ each server gets the workload ``BENCH_WORKLOAD``:
 Prints, per server, the median rate, the median server CPU time per unit
 (all threads, from ``/proc``) and each round's rate; then the working tree /
 base ratios of the medians. CPU per unit is the steadier figure on a busy
-machine; the per-round rates show how much the machine moved.
+machine; the per-round rates show how much the machine moved. Run it with
+``BENCH_BASE=HEAD`` and a clean tree first (both servers the same code):
+that spread, a few percent here, is what a single comparison is worth.
 
 Run: ``BENCH_BASE=HEAD~1 .venv/bin/python benchmarks/revisions.py`` (a
 minute or two; the worktree is removed afterwards).
