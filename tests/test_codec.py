@@ -11,12 +11,12 @@ from typing import Any, Literal
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from chanx.codec import Codec
 from chanx.errors import FrameError
 from chanx.messages.base import BaseMessage
+from tests.strategies import json_values
 
 
 class Colour(str, enum.Enum):
@@ -31,21 +31,7 @@ def _stdlib(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**80), max_value=2**80)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text()
-)
-_values = st.recursive(
-    _scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=20,
-)
+_values = json_values()
 
 
 @pytest.mark.parametrize(

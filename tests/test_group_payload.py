@@ -22,26 +22,12 @@ from chanx.groups import (
     splice_flags,
 )
 from chanx.messages.base import BaseGroupMessage
+from tests.strategies import json_values
 
-_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text()
-)
-_values = st.recursive(
-    _scalars,
-    lambda inner: (
-        st.lists(inner, max_size=3)
-        | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=10,
-)
 # Content as a typed message dumps it: never the recipient's own keys.
 _content = st.dictionaries(
     st.text(max_size=8).filter(lambda k: k not in {"is_mine", "is_current"}),
-    _values,
+    json_values(max_size=3, max_leaves=10),
     max_size=5,
 )
 _CODECS = {
