@@ -12,7 +12,8 @@ machine's load shifts the absolute numbers; compare the rows.
 one group, 200 sends, in-memory layer): deliveries/s, the microseconds each
 configuration adds per delivery, and the server's CPU time (all its threads)
 and the time it spent collecting garbage (``GET /gcstats``), in microseconds
-per delivery; plain Channels runs too.
+per delivery, with its young and full collections per 1,000 deliveries;
+plain Channels runs too.
 
 Run: ``python benchmarks/live_breakdown.py`` (a couple of minutes).
 """
@@ -70,8 +71,11 @@ if os.environ.get("BENCH_CONFIGS"):
 
 async def measure(servers: dict[str, BenchServer]) -> dict[str, list[list[float]]]:
     # Echo: [round trips/s, pipelined/s, server CPU us per round trip];
-    # fan-out: [deliveries/s, server CPU us and GC us per delivery].
-    rates: dict[str, list[list[float]]] = {name: [[], [], []] for name in servers}
+    # fan-out: [deliveries/s, server CPU us and GC us per delivery, young
+    # and full collections per 1,000 deliveries].
+    rates: dict[str, list[list[float]]] = {
+        name: [[], [], [], [], []] for name in servers
+    }
     for index in range(ROUNDS):
         names = list(servers)
         names = names[index % len(names) :] + names[: index % len(names)]
@@ -81,13 +85,19 @@ async def measure(servers: dict[str, BenchServer]) -> dict[str, list[list[float]
                 kind = "plain" if name == "plain Channels" else "chanx"
                 url = servers[name].ws_url + f"/ws/{kind}/fanout/"
                 server = servers[name]
-                gc_before, cpu_before = server.gc_seconds(), server.cpu_seconds()
+                gc_before, cpu_before = server.gc_stats(), server.cpu_seconds()
                 fan = await clients.fan_out(url, FANOUT_CLIENTS, FANOUT_SENDS)
                 cpu_spent = server.cpu_seconds() - cpu_before
-                gc_spent = server.gc_seconds() - gc_before
+                gc_after = server.gc_stats()
+                delivered = max(fan.delivered, 1)
+                gc_spent = sum(gc_after["seconds"]) - sum(gc_before["seconds"])
                 rates[name][0].append(fan.rate)
-                rates[name][1].append(cpu_spent / max(fan.delivered, 1) * 1e6)
-                rates[name][2].append(gc_spent / max(fan.delivered, 1) * 1e6)
+                rates[name][1].append(cpu_spent / delivered * 1e6)
+                rates[name][2].append(gc_spent / delivered * 1e6)
+                for column, generation in ((3, 0), (4, 2)):
+                    count = gc_after["counts"][generation]
+                    count -= gc_before["counts"][generation]
+                    rates[name][column].append(count / delivered * 1000)
                 continue
             url = servers[name].ws_url + "/ws/chanx/echo/"
             cpu_before = servers[name].cpu_seconds()
@@ -105,10 +115,14 @@ def print_fanout(medians: dict[str, list[float]]) -> None:
     print(
         f"\n{'configuration':30s}{'deliveries/s':>13s}{'+us/delivery':>14s}"
         f"{'cpu us/delivery':>17s}{'gc us/delivery':>16s}"
+        f"{'young/1k':>10s}{'full/1k':>9s}"
     )
-    for name, (rate, cpu_us, gc_us) in medians.items():
+    for name, (rate, cpu_us, gc_us, young, full) in medians.items():
         extra = (1 / rate - 1 / base) * 1e6
-        print(f"{name:30s}{rate:13.0f}{extra:14.1f}{cpu_us:17.1f}{gc_us:16.1f}")
+        print(
+            f"{name:30s}{rate:13.0f}{extra:14.1f}{cpu_us:17.1f}{gc_us:16.1f}"
+            f"{young:10.1f}{full:9.2f}"
+        )
 
 
 def main() -> None:

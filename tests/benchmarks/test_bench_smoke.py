@@ -136,3 +136,19 @@ def test_revision_benchmark_serves_both_checkouts() -> None:
     assert all(int(rate) > 0 for _, rate in rows)
     assert re.search(r"^working tree / base: rate \d+\.\d{3}, cpu ", output, re.M)
     assert re.search(r"^rate / plain Channels: base \d+\.\d{3}, ", output, re.M)
+
+
+def test_gc_sources_benchmark_counts_every_variant() -> None:
+    output = run_smoke("benchmarks/gc_sources.py")
+    rows = re.findall(r"^  (.+?)\s+\d+\.\d(?:\s+\d+\.\d\d){3}$", output, re.MULTILINE)
+    assert rows == [
+        "telemetry off",
+        "spans, batch processor",
+        "spans, simple processor",
+        "all on, batch processor",
+        "all on, simple processor",
+    ]
+    kept = re.findall(r"^  (receive|process) span .*?(\d+\.\d)$", output, re.M)
+    assert [name for name, _ in kept] == ["receive", "process"]
+    # A queued span always keeps at least itself and its context.
+    assert all(float(count) >= 2 for _, count in kept)
