@@ -15,7 +15,7 @@ from typing import Any, Literal, TypedDict
 
 from typing_extensions import NotRequired
 
-from chanx.codec import Codec, parse_plain_json
+from chanx.codec import Codec, parse_plain_json, plain_json
 
 __all__ = [
     "GROUP_MESSAGE_TYPE",
@@ -76,12 +76,15 @@ def build_group_payload(
 
 def is_well_formed(payload: GroupMessagePayload) -> bool:
     """Whether ``payload`` has what a recipient reads, with the right types
-    (another chanx version, or a hand-made payload, may not)."""
-    return (
-        isinstance(payload.get("text"), str)
-        and isinstance(payload.get("from_channel"), str)
-        and payload.get("kind") in ("message", "json")
-    )
+    (another chanx version, or a hand-made payload, may not): a typed
+    message's text must be an object, which the flags are spliced into."""
+    text = payload.get("text")
+    if not isinstance(text, str) or not isinstance(payload.get("from_channel"), str):
+        return False
+    kind = payload.get("kind")
+    if kind == "message":
+        return text.startswith("{") and text.endswith("}")
+    return kind == "json"
 
 
 def recipient_flags(
@@ -95,12 +98,10 @@ def recipient_flags(
     return sender is not None and sender == user_pk, is_current
 
 
-# The keys added to a typed message's object, as the default codec writes them.
+# What follows a typed message's last key: its two flags, as the default
+# codec writes them, and the closing brace.
 _TAILS = {
-    (
-        mine,
-        current,
-    ): f'"is_mine":{str(mine).lower()},"is_current":{str(current).lower()}}}'
+    (mine, current): plain_json({"is_mine": mine, "is_current": current})[1:]
     for mine in (False, True)
     for current in (False, True)
 }
@@ -126,7 +127,7 @@ def frame_text(
     typed = payload["kind"] == "message"
     if codec.plain:
         return splice_flags(text, is_mine, is_current) if typed else text
-    content: dict[str, Any] = parse_plain_json(text)
+    content: Any = parse_plain_json(text)
     if typed:
         content = {**content, "is_mine": is_mine, "is_current": is_current}
     return codec.encode(content)

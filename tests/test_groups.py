@@ -241,6 +241,16 @@ async def test_each_member_gets_the_frame_in_its_own_codec(
             "from_user_pk": None,
         },
         {"type": "chanx.group_message", "text": ["not", "text"], "kind": "message"},
+        # Typed messages get the flags spliced in: the text must be an object.
+        {
+            "type": "chanx.group_message",
+            "text": "[1, 2]",
+            "action": "chat_group",
+            "kind": "message",
+            "exclude_current": False,
+            "from_channel": "elsewhere",
+            "from_user_pk": None,
+        },
         {"type": "chanx.group_message"},
     ],
 )

@@ -74,7 +74,7 @@ class GroupMessagingMixin(ConsumerBase):
             TypeError: ``content`` holds a value JSON has no type for (as
                 :meth:`send_json` would raise); nothing was sent.
         """
-        action = content.get("action")
+        action = content.get("action") if isinstance(content, dict) else None
         await self._publish(
             plain_json(content),
             "json",
