@@ -6,6 +6,7 @@ from typing import Any, Literal, TypedDict
 
 from typing_extensions import NotRequired
 
+from chanx.carriers import carrier_text
 from chanx.messages.base import BaseChannelEvent
 
 __all__ = ["CHANNEL_EVENT_TYPE", "ChannelEventPayload", "build_event_payload"]
@@ -19,8 +20,9 @@ class ChannelEventPayload(TypedDict):
 
     type: Literal["chanx.channel_event"]
     event: dict[str, Any]
-    # Written by telemetry hooks (e.g. W3C trace context); absent otherwise.
-    meta: NotRequired[dict[str, str]]
+    # What telemetry hooks wrote (e.g. W3C trace context), see chanx.carriers;
+    # absent when they wrote nothing.
+    meta: NotRequired[str]
 
 
 def build_event_payload(
@@ -32,5 +34,5 @@ def build_event_payload(
         "event": event.model_dump(mode="json"),
     }
     if meta:
-        payload["meta"] = meta
+        payload["meta"] = carrier_text(meta)
     return payload

@@ -2,7 +2,7 @@
 
 A group message travels as :class:`GroupMessagePayload`, its content already
 JSON text (msgpack-safe, and cheap for the in-memory layer to copy once per
-member). The text is codec-independent: keys as the models name them and
+member; see :mod:`chanx.carriers` for why the payload holds no containers). The text is codec-independent: keys as the models name them and
 the type key ``action``. Each receiving consumer makes its client's frame
 from it, adding ``is_mine`` and ``is_current`` for typed messages; with the
 default codec that is a splice of text, with any other the text is parsed
@@ -15,6 +15,7 @@ from typing import Any, Literal, TypedDict
 
 from typing_extensions import NotRequired
 
+from chanx.carriers import carrier_text
 from chanx.codec import Codec, parse_plain_json, plain_json
 
 __all__ = [
@@ -45,8 +46,9 @@ class GroupMessagePayload(TypedDict):
     exclude_current: bool
     from_channel: str
     from_user_pk: str | None
-    # Written by telemetry hooks (e.g. W3C trace context); absent otherwise.
-    meta: NotRequired[dict[str, str]]
+    # What telemetry hooks wrote (e.g. W3C trace context), see chanx.carriers;
+    # absent when they wrote nothing.
+    meta: NotRequired[str]
 
 
 def build_group_payload(
@@ -70,7 +72,7 @@ def build_group_payload(
         "from_user_pk": from_user_pk,
     }
     if meta:
-        payload["meta"] = meta
+        payload["meta"] = carrier_text(meta)
     return payload
 
 

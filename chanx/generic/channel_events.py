@@ -13,6 +13,7 @@ import structlog
 from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
 
+from chanx.carriers import carrier_of
 from chanx.errors import FrameError
 from chanx.events import ChannelEventPayload, build_event_payload
 from chanx.faults import GroupSendError, layer_failed, layer_timeout, within
@@ -40,8 +41,8 @@ class ChannelEventsMixin(ConsumerBase):
             self.logger.warning("event_dropped", reason="unauthenticated")
             return
         handler = self.schema.handler_label(payload["event"])
-        meta = payload.get("meta", {})
-        observation = self._hooks.deliver(self.conn, "event", handler, meta)
+        carrier = carrier_of(payload)
+        observation = self._hooks.deliver(self.conn, "event", handler, carrier)
         try:
             event = self.schema.validate_event(dict(payload["event"]))
         except FrameError as exc:

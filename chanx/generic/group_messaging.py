@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from chanx.carriers import carrier_of
 from chanx.codec import plain_json
 from chanx.faults import (
     GroupSendError,
@@ -136,8 +137,8 @@ class GroupMessagingMixin(ConsumerBase):
         if flags is None:
             return
         action = self.schema.group_label(payload.get("action"))
-        meta = payload.get("meta", {})
-        observation = self._hooks.deliver(self.conn, "group_message", action, meta)
+        carrier = carrier_of(payload)
+        observation = self._hooks.deliver(self.conn, "group_message", action, carrier)
         try:
             text = frame_text(payload, self.config.codec, *flags)
             await self._send_encoded(text, action)
