@@ -33,7 +33,7 @@ from benchmarks.live_servers import (  # noqa: E402
     BenchServer,
     OtlpSink,
     base_env,
-    start_all,
+    serving,
 )
 
 SMOKE = os.environ.get("BENCH_PROFILE") == "smoke"
@@ -147,12 +147,8 @@ def main() -> None:
                 )
                 for name, (_, args) in VARIANTS.items()
             }
-            start_all(list(servers.values()))
-            try:
+            with serving(servers.values()):
                 samples = asyncio.run(run(servers))
-            finally:
-                for server in servers.values():
-                    server.stop()
         report(samples)
     finally:
         sink.stop()

@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import live_clients as clients  # noqa: E402
-from benchmarks.live_servers import BenchServer, OtlpSink, base_env, start_all  # noqa: E402
+from benchmarks.live_servers import BenchServer, OtlpSink, base_env, serving  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 WORKLOAD = os.environ.get("BENCH_BREAKDOWN", "echo")
@@ -140,11 +140,9 @@ def main() -> None:
             for i, (name, extra) in enumerate(CONFIGS.items())
         }
         try:
-            start_all(list(servers.values()))
-            rates = asyncio.run(measure(servers))
+            with serving(servers.values()):
+                rates = asyncio.run(measure(servers))
         finally:
-            for server in servers.values():
-                server.stop()
             sink.stop()
     medians = {
         n: [statistics.median(r) for r in lists if r] for n, lists in rates.items()

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -203,6 +204,18 @@ class BenchServer:
             text = self.output_path.read_text(errors="replace")
             return "\n".join(text.splitlines()[-lines:])
         return "(no output)"
+
+
+@contextlib.contextmanager
+def serving(servers: Iterable[BenchServer]) -> Iterator[None]:
+    """Start ``servers`` side by side (see :func:`start_all`); stop them on exit."""
+    started = list(servers)
+    start_all(started)
+    try:
+        yield
+    finally:
+        for server in started:
+            server.stop()
 
 
 def start_all(servers: list[BenchServer]) -> None:

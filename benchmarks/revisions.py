@@ -47,7 +47,7 @@ from benchmarks.live_servers import (  # noqa: E402
     BenchServer,
     OtlpSink,
     base_env,
-    start_all,
+    serving,
 )
 
 BASE = os.environ.get("BENCH_BASE", "HEAD")
@@ -195,12 +195,8 @@ def main() -> None:
             servers = make_servers(base_root, Path(tmp), sink)
             for name, served in servers.items():
                 print(f"{name}: chanx from {chanx_location(served.server)}")
-            start_all([served.server for served in servers.values()])
-            try:
+            with serving(served.server for served in servers.values()):
                 samples = asyncio.run(measure(servers))
-            finally:
-                for served in servers.values():
-                    served.server.stop()
         report(samples)
     finally:
         sink.stop()
