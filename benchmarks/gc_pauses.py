@@ -32,8 +32,8 @@ from benchmarks import live_clients as clients  # noqa: E402
 from benchmarks.live_servers import (  # noqa: E402
     BenchServer,
     OtlpSink,
-    base_env,
     serving,
+    telemetry_env,
 )
 
 SMOKE = os.environ.get("BENCH_PROFILE") == "smoke"
@@ -132,11 +132,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="chanx-gc-") as tmp:
             workdir = Path(tmp)
-            env = {
-                **base_env(workdir),
-                "BENCH_TELEMETRY": "on",
-                "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
-            }
+            env = telemetry_env(workdir, sink)
             servers = {
                 name: BenchServer(
                     name.replace(", ", "_").replace(" ", "_"),

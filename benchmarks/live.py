@@ -41,6 +41,7 @@ from benchmarks.live_servers import (  # noqa: E402
     delete_redis_keys,
     seed,
     start_all,
+    telemetry_env,
 )
 
 
@@ -144,11 +145,7 @@ class Run:
         self.p = p
         self.workdir = workdir
         env = base_env(workdir)
-        self.on = {
-            **env,
-            "BENCH_TELEMETRY": "on",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
-        }
+        self.on = telemetry_env(workdir, sink)
         off = {**env, "BENCH_TELEMETRY": "off"}
         run_id = uuid.uuid4().hex[:8]
         self.prefixes = [f"bench{run_id}c", f"bench{run_id}p"]

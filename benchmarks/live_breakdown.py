@@ -32,7 +32,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import live_clients as clients  # noqa: E402
-from benchmarks.live_servers import BenchServer, OtlpSink, base_env, serving  # noqa: E402
+from benchmarks.live_servers import (  # noqa: E402
+    BenchServer,
+    OtlpSink,
+    serving,
+    telemetry_env,
+)
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 WORKLOAD = os.environ.get("BENCH_BREAKDOWN", "echo")
@@ -130,11 +135,7 @@ def main() -> None:
     sink.start()
     with tempfile.TemporaryDirectory(prefix="chanx-breakdown-") as tmp:
         workdir = Path(tmp)
-        env = {
-            **base_env(workdir),
-            "BENCH_TELEMETRY": "on",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
-        }
+        env = telemetry_env(workdir, sink)
         servers = {
             name: BenchServer(f"b{i}", {**env, **extra}, workdir)
             for i, (name, extra) in enumerate(CONFIGS.items())

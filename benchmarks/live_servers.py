@@ -51,6 +51,18 @@ def base_env(workdir: Path) -> dict[str, str]:
     }
 
 
+def telemetry_env(
+    workdir: Path, sink: OtlpSink, telemetry: str = "on"
+) -> dict[str, str]:
+    """:func:`base_env` for servers with ``BENCH_TELEMETRY=telemetry`` that
+    export their spans to ``sink``."""
+    return {
+        **base_env(workdir),
+        "BENCH_TELEMETRY": telemetry,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+    }
+
+
 def seed(env: dict[str, str], users: int) -> None:
     """Create the SQLite database with ``users`` token-holding users.
 

@@ -27,7 +27,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import live_clients as clients  # noqa: E402
-from benchmarks.live_servers import BenchServer, OtlpSink, base_env, start_all  # noqa: E402
+from benchmarks.live_servers import (  # noqa: E402
+    BenchServer,
+    OtlpSink,
+    start_all,
+    telemetry_env,
+)
 
 OUT = Path("/tmp/chanx-profile.txt")
 SECONDS = float(os.environ.get("BENCH_PROFILE_SECONDS", "10"))
@@ -73,11 +78,7 @@ def main() -> None:
     sink = OtlpSink()
     sink.start()
     with tempfile.TemporaryDirectory(prefix="chanx-profile-") as tmp:
-        env = {
-            **base_env(Path(tmp)),
-            "BENCH_TELEMETRY": telemetry,
-            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
-        }
+        env = telemetry_env(Path(tmp), sink, telemetry)
         server = BenchServer("profiled", env, Path(tmp))
         start_all([server])
         try:

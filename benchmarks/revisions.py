@@ -46,8 +46,8 @@ from benchmarks.live_servers import (  # noqa: E402
     REDIS_URL,
     BenchServer,
     OtlpSink,
-    base_env,
     serving,
+    telemetry_env,
 )
 
 BASE = os.environ.get("BENCH_BASE", "HEAD")
@@ -139,11 +139,7 @@ def worktree(revision: str) -> Iterator[Path]:
 
 
 def make_servers(base_root: Path, workdir: Path, sink: OtlpSink) -> dict[str, Served]:
-    env = {
-        **base_env(workdir),
-        "BENCH_TELEMETRY": os.environ.get("BENCH_TELEMETRY", "on"),
-        "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
-    }
+    env = telemetry_env(workdir, sink, os.environ.get("BENCH_TELEMETRY", "on"))
     run_id = uuid.uuid4().hex[:8]
 
     def env_for(tag: str) -> dict[str, str]:
