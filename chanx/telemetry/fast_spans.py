@@ -35,6 +35,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from chanx.telemetry.current_span import span_in
 from chanx.telemetry.inline_sampler import inline_decider
 from chanx.telemetry.span_starter import StartSpan
 
@@ -62,8 +63,10 @@ _FLAGS = {
 class ChanxSpan(sdk_trace.Span):
     """An SDK span started by chanx; chanx's own attributes skip re-validation.
 
-    Attributes stay a plain ``dict`` while only chanx writes them; the first
-    ``set_attribute``/``set_attributes`` turns them into the SDK's
+    Attributes stay a plain ``dict`` while only chanx writes them, and are
+    never written in place (spans may share the dict they start with: chanx
+    gives every ``process`` span of a consumer and action the same one);
+    the first ``set_attribute``/``set_attributes`` turns them into the SDK's
     ``BoundedAttributes``. ``add_event``, ``record_exception`` and
     ``add_link`` validate as the SDK does, and events and links are kept
     under the span limits, so user code sees the SDK's behaviour.
@@ -117,7 +120,12 @@ class ChanxSpan(sdk_trace.Span):
         """Set an attribute chanx built (a valid key and value)."""
         with self._lock:
             if self._end_time is None:
-                self._attributes[key] = value
+                attributes = self._attributes
+                if type(attributes) is dict:
+                    # Spans may share the dict they started with: copy it.
+                    self._attributes = {**attributes, key: value}
+                else:
+                    attributes[key] = value
 
     def set_attribute(self, key: str, value: Any) -> None:
         self._bound_attributes()
@@ -249,7 +257,7 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
         attributes: dict[str, AttributeValue],
         links: Sequence[Link] | None,
     ) -> trace_api.Span:
-        current = trace_api.get_current_span(context).get_span_context()
+        current = span_in(context).get_span_context()
         if not enabled():
             return trace_api.NonRecordingSpan(current)
         parent: SpanContext | None = None

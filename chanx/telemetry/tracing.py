@@ -41,7 +41,6 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import (
-    INVALID_SPAN,
     Link,
     Span,
     SpanContext,
@@ -53,7 +52,9 @@ from opentelemetry.util.types import AttributeValue
 
 from chanx.hooks import ConnectionInfo, Observation
 from chanx.telemetry.config import TelemetryConfig
+from chanx.telemetry.current_span import span_in
 from chanx.telemetry.naming import BoundedNames
+from chanx.telemetry.process_spans import ProcessAttributes, ProducerParents, label_key
 from chanx.telemetry.propagation import HEADERS, STR_SETTER, ExtractedContexts
 from chanx.telemetry.span_starter import SpanStarter
 
@@ -186,10 +187,6 @@ def _connect_links(conn: ConnectionInfo) -> tuple[Link, ...] | None:
     return links
 
 
-def _label_key(kind: str) -> str:
-    return "chanx.handler" if kind == "event" else "chanx.action"
-
-
 class TracingHooks:
     """:class:`~chanx.hooks.ConsumerHooks` that record OpenTelemetry spans.
 
@@ -209,7 +206,8 @@ class TracingHooks:
         self.spans = SpanStarter(tracer_provider, fast=config.fast_spans)
         self._start = self.spans.start
         self._extract = ExtractedContexts()
-        self._link_producer = config.process_span == "link"
+        self._producer = ProducerParents(config.process_span == "link")
+        self._process_attributes = ProcessAttributes()
         # Raw group names repeat (one per room): cache their templates, and
         # cap distinct templates in case GROUP_TEMPLATE lets free text through.
         self._template = functools.lru_cache(maxsize=1024)(config.group_template)
@@ -228,7 +226,7 @@ class TracingHooks:
         instrumentation) or else the handshake's ``traceparent`` header.
         """
         parent = otel_context.get_current()
-        if not trace.get_current_span(parent).get_span_context().is_valid:
+        if not span_in(parent).get_span_context().is_valid:
             # No server span (ASGI instrumentation would have continued the
             # header's trace already): continue it here.
             parent = propagate.extract(scope.get("headers") or (), parent, HEADERS)
@@ -247,7 +245,7 @@ class TracingHooks:
 
     def connection_closed(self, conn: ConnectionInfo, code: int) -> None:
         """Add a ``connection_closed`` event to the current span."""
-        span = trace.get_current_span()
+        span = span_in()
         if span.is_recording():
             _add_event(span, "connection_closed", {"chanx.close_code": code})
 
@@ -275,7 +273,7 @@ class TracingHooks:
 
     def message_sent(self, conn: ConnectionInfo, action: str, size: int) -> None:
         """Add a ``message_sent`` event to the current span."""
-        span = trace.get_current_span()
+        span = span_in()
         if span.is_recording():
             _add_event(
                 span,
@@ -297,7 +295,7 @@ class TracingHooks:
             "messaging.operation.type": "send",
             "messaging.operation.name": "send",
             "chanx.kind": kind,
-            _label_key(kind): name,
+            label_key(kind): name,
         }
         template = self._destination(groups)
         if template is None:
@@ -318,26 +316,12 @@ class TracingHooks:
         self, conn: ConnectionInfo, kind: str, name: str, carrier: Mapping[str, str]
     ) -> Observation:
         """Start ``process {name}`` for the producer context in ``carrier``."""
-        parent = self._extract(carrier)
-        links = None
-        if self._link_producer:
-            producer = trace.get_current_span(parent).get_span_context()
-            if producer.is_valid:
-                links = (Link(producer),)
-            # A new trace, keeping anything else the carrier held (baggage).
-            parent = trace.set_span_in_context(INVALID_SPAN, parent)
+        parent, links = self._producer(self._extract(carrier))
         span = self._start(
             self._process[name],
             parent,
             SpanKind.CONSUMER,
-            {
-                "messaging.system": _SYSTEM,
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "process",
-                "chanx.kind": kind,
-                "chanx.consumer": conn.consumer,
-                _label_key(kind): name,
-            },
+            self._process_attributes(conn.consumer, kind, name),
             links,
         )
         return _SpanObservation(span, trace.set_span_in_context(span, parent))
@@ -346,7 +330,7 @@ class TracingHooks:
         self, conn: ConnectionInfo | None, operation: str, exc: BaseException
     ) -> None:
         """Add a ``channel_layer_error`` event to the current span."""
-        span = trace.get_current_span()
+        span = span_in()
         if span.is_recording():
             _add_event(
                 span,
