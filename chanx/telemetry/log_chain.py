@@ -147,9 +147,10 @@ class EventChain:
         self._context = _ContextVars()
         self._timestamp = IsoTimestamp()
         self._trace_ids = TraceIds()
-        # The stack starts at the caller's frame, not at this module's.
+        # The stack starts at the caller's frame, not at this module's or
+        # at the bound logger's (chanx.telemetry.line_logger).
         self._stack = structlog.processors.StackInfoRenderer(
-            additional_ignores=[__name__]
+            additional_ignores=[__name__, "chanx.telemetry.line_logger"]
         )
 
     def __call__(

@@ -28,6 +28,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from chanx.hooks import ConnectionInfo, NoopHooks, Observation
 from chanx.telemetry.config import DEFAULTS, TelemetryConfig
+from chanx.telemetry.line_logger import line_logger_class
 from chanx.telemetry.line_sink import LineHandler, LineSink, sink_for
 from chanx.telemetry.log_chain import EventChain, TraceIds, context_var
 from chanx.telemetry.redaction import REDACTED, EventProcessor, redact
@@ -236,8 +237,9 @@ def configure_logging(
         # a structlog line is on every frame's path.
         processors=[EventChain(redact(keys)), _renderer(json)],
         logger_factory=_LoggerFactory(stream),
-        # Lines below the level cost a no-op method call.
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        # Lines below the level cost a no-op method call; the others run the
+        # two processors directly (chanx.telemetry.line_logger).
+        wrapper_class=line_logger_class(numeric),
         context_class=dict,
         # Not cached, so reconfiguring (and structlog.testing) takes effect
         # on loggers that modules created at import.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 
 import pytest
+import structlog
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
@@ -39,3 +41,31 @@ def provider(exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield provider
     provider.shutdown()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put structlog and every stdlib logger back as they were."""
+    was_configured, config = structlog.is_configured(), structlog.get_config()
+    root = logging.getLogger()
+    root_handlers, root_level = list(root.handlers), root.level
+    saved = {
+        name: (list(lg.handlers), lg.level, lg.propagate, lg.disabled)
+        for name, lg in logging.root.manager.loggerDict.items()
+        if isinstance(lg, logging.Logger)
+    }
+    yield
+    structlog.reset_defaults()
+    if was_configured:
+        structlog.configure(**config)
+    for handler in root.handlers[:]:
+        if handler not in root_handlers:
+            root.removeHandler(handler)
+    root.setLevel(root_level)
+    for name, lg in list(logging.root.manager.loggerDict.items()):
+        if isinstance(lg, logging.Logger):
+            handlers, level, propagate, disabled = saved.get(
+                name, ([], logging.NOTSET, True, False)
+            )
+            lg.handlers, lg.propagate, lg.disabled = handlers, propagate, disabled
+            lg.setLevel(level)

@@ -88,32 +88,7 @@ def chanx_router() -> Any:
     )
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """Put structlog and every stdlib logger back as they were."""
-    was_configured, config = structlog.is_configured(), structlog.get_config()
-    root = logging.getLogger()
-    root_handlers, root_level = list(root.handlers), root.level
-    saved = {
-        name: (list(lg.handlers), lg.level, lg.propagate, lg.disabled)
-        for name, lg in logging.root.manager.loggerDict.items()
-        if isinstance(lg, logging.Logger)
-    }
-    yield
-    structlog.reset_defaults()
-    if was_configured:
-        structlog.configure(**config)
-    for handler in root.handlers[:]:
-        if handler not in root_handlers:
-            root.removeHandler(handler)
-    root.setLevel(root_level)
-    for name, lg in list(logging.root.manager.loggerDict.items()):
-        if isinstance(lg, logging.Logger):
-            handlers, level, propagate, disabled = saved.get(
-                name, ([], logging.NOTSET, True, False)
-            )
-            lg.handlers, lg.propagate, lg.disabled = handlers, propagate, disabled
-            lg.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @contextmanager

@@ -1,0 +1,151 @@
+"""chanx's bound logger writes exactly the lines structlog's own would."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import structlog
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import INVALID_SPAN, use_span
+
+from chanx.telemetry.logs import REDACTED, configure_logging
+from chanx.telemetry.rendering import json_renderer
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+Call = Callable[[Any], None]
+
+
+def _failed(log: Any) -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("handler_failed", action="chat")
+
+
+CALLS: list[Call] = [
+    lambda log: log.info("message_sent", action="pong"),
+    lambda log: log.info("message_received", action="ping", size=12, ok=True),
+    lambda log: log.warning("rate_limited", refused=3),
+    lambda log: log.error("group_send_failed", groups=["a", "b"]),
+    lambda log: log.critical("down", reason=None),
+    lambda log: log.info("user %s sent %d frames", "ann", 3),
+    lambda log: log.info("login", token="abc123", path="/ws/?token=abc123"),
+    lambda log: log.debug("below_the_level"),
+    lambda log: log.info("event", event_kind="override", connection_id="mine"),
+    _failed,
+]
+
+
+def without_timestamp(text: str) -> list[list[tuple[str, Any]]]:
+    """Each line's fields in order, the timestamp left out (it moves on)."""
+    return [
+        [(k, v) for k, v in json.loads(line).items() if k != "timestamp"]
+        for line in text.splitlines()
+    ]
+
+
+def loggers(stream: io.StringIO) -> tuple[Any, Any]:
+    """chanx's bound logger, and structlog's own class on the same pipeline."""
+    configure_logging(json=True, stream=stream, redact_keys=["token"])
+    context = {"connection_id": "c" * 32, "consumer": "RoomConsumer"}
+    ours = structlog.get_logger("chanx.consumer").bind(**context)
+    config = structlog.get_config()
+    stock_class: Any = structlog.make_filtering_bound_logger(logging.INFO)
+    stock = stock_class(
+        config["logger_factory"]("chanx.consumer"), config["processors"], context
+    )
+    return ours, stock
+
+
+@pytest.mark.parametrize("in_span", [False, True], ids=["no-span", "in-span"])
+def test_every_line_is_the_one_structlog_writes(in_span: bool) -> None:
+    stream = io.StringIO()
+    ours, stock = loggers(stream)
+    assert type(ours).__name__.startswith("ChanxLineLogger")
+    structlog.contextvars.bind_contextvars(route="/ws/room/<room>/", action="chat")
+    span = TracerProvider().get_tracer("t").start_span("receive chat")
+    try:
+        for call in CALLS:
+            with use_span(span if in_span else INVALID_SPAN, end_on_exit=False):
+                for log in (ours, stock):
+                    call(log)
+    finally:
+        structlog.contextvars.clear_contextvars()
+    lines = without_timestamp(stream.getvalue())
+    assert len(lines) == 2 * (len(CALLS) - 1)  # debug is below the level
+    assert lines[0::2] == lines[1::2]
+    fields = [dict(line) for line in lines]
+    assert fields[0]["event"] == "message_sent"
+    assert ("trace_id" in fields[0]) is in_span
+    assert fields[10]["event"] == "user ann sent 3 frames"
+    assert fields[12]["token"] == REDACTED
+    assert fields[14]["connection_id"] == "mine"
+    assert "ValueError: boom" in fields[-1]["exception"]
+
+
+def test_capture_logs_sees_lines_of_loggers_bound_before() -> None:
+    stream = io.StringIO()
+    ours, _ = loggers(stream)
+    merge = structlog.contextvars.merge_contextvars
+    structlog.contextvars.bind_contextvars(route="/ws/room/<room>/")
+    try:
+        with structlog.testing.capture_logs(processors=[merge]) as captured:
+            ours.info("message_sent", action="pong")
+            ours.warning("rate_limited")
+    finally:
+        structlog.contextvars.clear_contextvars()
+    assert captured == [
+        {
+            "event": "message_sent",
+            "action": "pong",
+            "log_level": "info",
+            "connection_id": "c" * 32,
+            "consumer": "RoomConsumer",
+            "route": "/ws/room/<room>/",
+        },
+        {
+            "event": "rate_limited",
+            "log_level": "warning",
+            "connection_id": "c" * 32,
+            "consumer": "RoomConsumer",
+            "route": "/ws/room/<room>/",
+        },
+    ]
+    ours.info("after")
+    assert [dict(line)["event"] for line in without_timestamp(stream.getvalue())] == [
+        "after"
+    ]
+
+
+def test_the_console_view_stays_a_console_view() -> None:
+    stream = io.StringIO()
+    configure_logging(json=False, stream=stream)
+    structlog.get_logger("chanx.consumer").info("message_sent", action="pong")
+    [line] = stream.getvalue().splitlines()
+    assert not line.startswith("{")
+    assert "message_sent" in line
+    assert "action" in line
+
+
+def test_a_processor_may_drop_a_line() -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, stream=stream)
+
+    def drop_pings(logger: Any, name: str, event_dict: Any) -> Any:
+        if event_dict.get("action") == "ping":
+            raise structlog.DropEvent
+        return event_dict
+
+    structlog.configure(processors=[drop_pings, json_renderer])
+    log = structlog.get_logger("chanx.consumer")
+    log.info("message_received", action="ping")
+    log.info("message_received", action="chat")
+    assert without_timestamp(stream.getvalue()) == [
+        [("action", "chat"), ("event", "message_received")]
+    ]
