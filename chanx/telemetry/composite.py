@@ -15,7 +15,13 @@ from typing import Any, ClassVar
 
 import structlog
 
-from chanx.hooks import NOOP_OBSERVATION, ConnectionInfo, ConsumerHooks, Observation
+from chanx.hooks import (
+    NOOP_OBSERVATION,
+    ConnectionInfo,
+    ConsumerHooks,
+    NoopHooks,
+    Observation,
+)
 
 __all__ = ["TelemetryHooks"]
 
@@ -43,6 +49,15 @@ def _report(signal: str, hook: str, on_error: ErrorCallback | None) -> None:
             on_error(signal)
         except Exception:
             _log.error("telemetry_error_count_failed", signal=signal, exc_info=True)
+
+
+def _inherits_noop(part: ConsumerHooks, hook: str) -> bool:
+    """Whether ``part``'s ``hook`` is :class:`NoopHooks`' own: then it is not
+    called at all (parts override only the hooks they need)."""
+    noop = getattr(NoopHooks, hook)
+    return getattr(type(part), hook, None) is noop and hook not in getattr(
+        part, "__dict__", ()
+    )
 
 
 class _CompositeObservation:
@@ -97,7 +112,11 @@ class TelemetryHooks:
         self.on_error = on_error
         self._lasting_context = lasting_context
         self._bound: dict[str, _Bound] = {
-            hook: tuple((signal, getattr(part, hook)) for signal, part in self.parts)
+            hook: tuple(
+                (signal, getattr(part, hook))
+                for signal, part in self.parts
+                if not _inherits_noop(part, hook)
+            )
             for hook in _HOOKS
         }
 

@@ -245,7 +245,6 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
     processor = sdk.span_processor
     metrics = sdk._tracer_metrics
     enabled = sdk._is_enabled
-    limits = sdk._span_limits
     random_ids = bool(ids.is_trace_id_random())
     # The stock samplers' decision without asking them (same result).
     decide = inline_decider(sampler)
@@ -274,12 +273,8 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
             trace_state = None if parent is None else parent.trace_state
             span_attributes: Any = attributes
         else:
-            result = sampler.should_sample(
-                context, trace_id, name, kind, attributes, links
-            )
-            decision, trace_state = result.decision, result.trace_state
-            sampled, recording = _sampled_and_recording(decision)
-            span_attributes = _span_attributes(result.attributes, attributes, limits)
+            asked = _ask_sampler(sdk, context, trace_id, name, kind, attributes, links)
+            decision, trace_state, sampled, recording, span_attributes = asked
         span_context = SpanContext(
             trace_id,
             ids.generate_span_id(),
@@ -304,6 +299,29 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
         return span
 
     return start
+
+
+def _ask_sampler(
+    tracer: Any,
+    context: Context | None,
+    trace_id: int,
+    name: str,
+    kind: SpanKind,
+    attributes: dict[str, AttributeValue],
+    links: Sequence[Link] | None,
+) -> tuple[Decision, Any, bool, bool, Any]:
+    """What a sampler the inline decider does not know decides, as the SDK
+    applies it: the decision, trace state, sampled, recording and the span's
+    attributes."""
+    result = tracer.sampler.should_sample(
+        context, trace_id, name, kind, attributes, links
+    )
+    decision: Decision = result.decision
+    sampled, recording = _sampled_and_recording(decision)
+    span_attributes = _span_attributes(
+        result.attributes, attributes, tracer._span_limits
+    )
+    return decision, result.trace_state, sampled, recording, span_attributes
 
 
 def _sampled_and_recording(decision: Decision) -> tuple[bool, bool]:

@@ -7,7 +7,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
-from chanx.hooks import ConnectionInfo
+from chanx.hooks import ConnectionInfo, NoopHooks, Observation
 from chanx.telemetry.composite import TelemetryHooks
 from chanx.telemetry.config import TelemetryConfig
 from chanx.telemetry.metric_hooks import MetricsHooks
@@ -42,6 +42,24 @@ def test_calls_reach_every_part_and_finish_in_reverse_order() -> None:
     hooks = TelemetryHooks([("traces", Part("traces")), ("metrics", Part("metrics"))])
     hooks.message_received(_conn(), "ping", 10, {}).finish("ok")
     assert order == ["begin traces", "begin metrics", "metrics", "traces"]
+
+
+def test_parts_that_override_only_some_hooks_get_those_calls() -> None:
+    calls: list[str] = []
+
+    class OnlyDeliver(NoopHooks):
+        def deliver(self, *args: Any) -> Observation:
+            calls.append("deliver")
+            return super().deliver(*args)
+
+    patched = NoopHooks()
+    # A method set on the instance counts too (as test doubles do).
+    patched.message_sent = lambda *args: calls.append("message_sent")  # type: ignore[method-assign]
+    hooks = TelemetryHooks([("logs", OnlyDeliver()), ("metrics", patched)])
+    hooks.deliver(_conn(), "group_message", "chat", {}).finish("ok")
+    hooks.message_sent(_conn(), "chat", 20)
+    hooks.message_received(_conn(), "ping", 10, {}).finish("ok")
+    assert calls == ["deliver", "message_sent"]
 
 
 def test_a_raising_part_is_logged_counted_and_the_others_still_record() -> None:

@@ -253,6 +253,30 @@ def test_a_sampler_that_adds_attributes_is_validated_as_in_the_sdk() -> None:
     assert "sampler.tag" in (fast_done.attributes or {})
 
 
+class RecordOnlySampler(Sampler):
+    """Records every span but samples none (not exported by batch processors)."""
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return SamplingResult(Decision.RECORD_ONLY)
+
+    def get_description(self) -> str:
+        return "record-only"
+
+
+def test_a_record_only_sampler_records_unsampled_spans_as_in_the_sdk() -> None:
+    provider, exporter = make_provider(sampler=RecordOnlySampler())
+    slow, fast = both(provider, Context())
+    assert isinstance(fast, ChanxSpan)
+    assert slow.is_recording()
+    assert fast.is_recording()
+    flags = [s.get_span_context().trace_flags for s in (slow, fast)]
+    assert flags[0] == flags[1]
+    assert not flags[1].sampled
+    finish_alike(slow, fast)
+    assert exporter.get_finished_spans() == ()  # unsampled: not exported
+    assert shape(fast) == shape(slow)  # type: ignore[arg-type]
+
+
 def test_user_calls_are_validated_and_limited_as_in_the_sdk() -> None:
     provider, exporter = make_provider(span_limits=SpanLimits(max_events=3))
     slow, fast = both(provider, Context())
