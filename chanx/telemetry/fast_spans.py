@@ -37,7 +37,7 @@ from opentelemetry.util.types import AttributeValue
 
 from chanx.telemetry.current_span import span_in
 from chanx.telemetry.inline_sampler import inline_decider
-from chanx.telemetry.span_starter import StartSpan
+from chanx.telemetry.span_starter import StartSpan, ValidLinks
 
 __all__ = ["ChanxSpan", "sdk_starter"]
 
@@ -347,11 +347,13 @@ def _span_attributes(
 
 
 def _valid_links(links: Sequence[Link] | None) -> Sequence[Link]:
-    # chanx's links carry no attributes; an invalid context is dropped, as
-    # the SDK does. A connection's one link, the same tuple for each of its
-    # frames, is shared as it is (add_link() copies before it appends).
+    # An invalid context is dropped, as the SDK does. chanx's own links
+    # (ValidLinks, checked when built: one per connection or group message)
+    # are shared by their spans as they are (add_link() copies first).
     if not links:
         return ()
+    if links.__class__ is ValidLinks:
+        return links
     if type(links) is tuple and len(links) == 1 and links[0].context.is_valid:
         return links
     return tuple(link for link in links if link.context.is_valid)

@@ -18,6 +18,7 @@ from opentelemetry.trace import INVALID_SPAN, Link
 from opentelemetry.util.types import AttributeValue
 
 from chanx.telemetry.current_span import span_in
+from chanx.telemetry.span_starter import ValidLinks
 
 __all__ = ["ProcessAttributes", "ProducerParents", "label_key"]
 
@@ -65,8 +66,7 @@ class ProducerParents:
     def _build(self, producer: Context) -> tuple[Context, Links]:
         if not self._link:
             return producer, None
-        context = span_in(producer).get_span_context()
-        links = (Link(context),) if context.is_valid else None
+        links = ValidLinks([span_in(producer).get_span_context()]) or None
         return trace.set_span_in_context(INVALID_SPAN, producer), links
 
 

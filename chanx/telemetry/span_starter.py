@@ -9,17 +9,24 @@ from it is seen.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, SpanKind, Tracer, TracerProvider
+from opentelemetry.trace import (
+    Link,
+    Span,
+    SpanContext,
+    SpanKind,
+    Tracer,
+    TracerProvider,
+)
 from opentelemetry.util.types import AttributeValue
 
 from chanx import __version__
 
-__all__ = ["SpanStarter", "StartSpan"]
+__all__ = ["SpanStarter", "StartSpan", "ValidLinks"]
 
 _log = structlog.get_logger("chanx.telemetry")
 
@@ -28,6 +35,21 @@ StartSpan = Callable[
     [str, Context | None, SpanKind, dict[str, AttributeValue], Sequence[Link] | None],
     Span,
 ]
+
+
+class ValidLinks(tuple[Link, ...]):
+    """Links without attributes to valid span contexts, checked once.
+
+    chanx builds one per connection (every frame links to ``connect``) and
+    one per group message (every delivery links to ``send``); a starter may
+    keep them as they are instead of re-checking each link per span.
+    Invalid contexts are left out, as the SDK drops their links.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, contexts: Iterable[SpanContext]) -> ValidLinks:
+        return super().__new__(cls, (Link(c) for c in contexts if c.is_valid))
 
 
 def _generic(tracer: Tracer) -> StartSpan:

@@ -56,7 +56,7 @@ from chanx.telemetry.current_span import span_in
 from chanx.telemetry.naming import BoundedNames
 from chanx.telemetry.process_spans import ProcessAttributes, ProducerParents, label_key
 from chanx.telemetry.propagation import HEADERS, STR_SETTER, ExtractedContexts
-from chanx.telemetry.span_starter import SpanStarter
+from chanx.telemetry.span_starter import SpanStarter, ValidLinks
 
 __all__ = ["CONNECT_SPAN_KEY", "MULTIPLE_DESTINATIONS", "TracingHooks"]
 
@@ -182,7 +182,7 @@ def _connect_links(conn: ConnectionInfo) -> tuple[Link, ...] | None:
     links: tuple[Link, ...] | None = conn.state.get(_LINKS_KEY)
     if links is None and _LINKS_KEY not in conn.state:
         connect: SpanContext | None = conn.state.get(CONNECT_SPAN_KEY)
-        links = (Link(connect),) if connect is not None and connect.is_valid else None
+        links = None if connect is None else (ValidLinks([connect]) or None)
         conn.state[_LINKS_KEY] = links
     return links
 

@@ -42,7 +42,7 @@ from structlog.testing import capture_logs
 
 from chanx.telemetry import fast_spans
 from chanx.telemetry.fast_spans import ChanxSpan, sdk_starter
-from chanx.telemetry.span_starter import SpanStarter
+from chanx.telemetry.span_starter import SpanStarter, ValidLinks
 
 ATTRIBUTES: dict[str, AttributeValue] = {
     "messaging.system": "chanx",
@@ -205,7 +205,7 @@ def test_a_connections_link_is_shared_by_its_frames_and_never_changed(
     provider, exporter = pair
     start = sdk_starter(provider.get_tracer("chanx", "1"))
     assert start is not None
-    links = (Link(REMOTE),)
+    links = ValidLinks([REMOTE, INVALID_SPAN_CONTEXT])  # what chanx passes
     first = start("receive a", Context(), SpanKind.CONSUMER, {}, links)
     second = start("receive b", Context(), SpanKind.CONSUMER, {}, links)
     invalid = start(
@@ -218,6 +218,20 @@ def test_a_connections_link_is_shared_by_its_frames_and_never_changed(
     assert [link.context for link in done["receive b"].links] == [REMOTE]
     assert len(done["receive a"].links) == 2
     assert done["receive c"].links == ()
+    assert [link.context for link in links] == [REMOTE]  # left as it was
+
+
+def test_plain_link_sequences_are_checked_per_span(
+    pair: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, exporter = pair
+    start = sdk_starter(provider.get_tracer("chanx", "1"))
+    assert start is not None
+    mixed = [Link(REMOTE), Link(INVALID_SPAN_CONTEXT)]
+    start("receive a", Context(), SpanKind.CONSUMER, {}, mixed).end()
+    start("receive b", Context(), SpanKind.CONSUMER, {}, tuple(mixed)).end()
+    for span in exporter.get_finished_spans():
+        assert [link.context for link in span.links] == [REMOTE]
 
 
 def test_unsampled_parent_gives_the_same_non_recording_span(
