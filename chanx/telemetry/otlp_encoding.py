@@ -142,9 +142,12 @@ def _cached_name(cache: dict[str, bytes], field_tag: bytes, name: str) -> bytes:
     return encoded
 
 
-def _span(span: ReadableSpan) -> bytes:
-    """The body of the ``Span`` message for ``span``."""
-    context = span.get_span_context()
+def _span(span: ReadableSpan) -> tuple[bytes, tuple[Any, Any]]:
+    """The body of the ``Span`` message for ``span``, and its resource and scope."""
+    context, parent, name, kind, start, end, status, *contents, origin = _fields(span)
+    attributes, events, links, dropped_attributes, dropped_events, dropped_links = (
+        contents
+    )
     if context is None:
         raise ValueError("span without a context")
     parts = [
@@ -155,79 +158,110 @@ def _span(span: ReadableSpan) -> bytes:
     ]
     if context.trace_state:
         parts.append(string_field(_TRACE_STATE, _trace_state(context)))
-    parent = span.parent
     flags = _SPAN_LOCAL
     if parent is not None:
         parts += (_PARENT_ID, parent.span_id.to_bytes(8, "big"))
         if parent.is_remote:
             flags = _SPAN_REMOTE
-    name = _names.get(span.name) or _cached_name(_names, _NAME, span.name)
-    kind = span.kind
-    parts += (name, _KINDS_BY_ID.get(id(kind)) or _KINDS[kind])
-    start, end = span.start_time, span.end_time
+    parts += (
+        _names.get(name) or _cached_name(_names, _NAME, name),
+        _KINDS_BY_ID.get(id(kind)) or _KINDS[kind],
+    )
     if start:
         parts += (_START, fixed64(start))
     if end:
         parts += (_END, fixed64(end))
-    attributes, events, links = _contents(span)
     append_attributes(parts, _ATTRIBUTES, attributes)
-    if count := span.dropped_attributes:
-        parts += (_DROPPED_ATTRIBUTES, varint(count))
-    _append_events_and_links(parts, span, events, links)
-    status = span.status
+    if dropped_attributes:
+        parts += (_DROPPED_ATTRIBUTES, varint(dropped_attributes))
+    for event in events:
+        body = _event(event)
+        parts += (_EVENTS, varint(len(body)), body)
+    if dropped_events:
+        parts += (_DROPPED_EVENTS, varint(dropped_events))
+    for link in links:
+        body = _link(link)
+        parts += (_LINKS, varint(len(body)), body)
+    if dropped_links:
+        parts += (_DROPPED_LINKS, varint(dropped_links))
     if status is not None:
         if status.status_code is _UNSET and not status.description:
             parts.append(_UNSET_STATUS)
         else:
             parts.append(_status(status))
     parts.append(flags)
-    return b"".join(parts)
+    return b"".join(parts), origin
 
 
-def _contents(span: ReadableSpan) -> tuple[Any, Iterable[Event], Iterable[Link]]:
-    """The span's attributes, events and links.
+# ReadableSpan's properties _fields() reads around, when a class keeps them.
+_PROPERTIES = (
+    "context",
+    "parent",
+    "name",
+    "kind",
+    "start_time",
+    "end_time",
+    "status",
+    "attributes",
+    "events",
+    "links",
+    "dropped_attributes",
+    "dropped_events",
+    "dropped_links",
+    "resource",
+    "instrumentation_scope",
+)
+_plain_types: dict[type, bool] = {}
 
-    The SDK's properties copy them (a read-only proxy, tuples built under a
-    lock): for a span whose class keeps ``ReadableSpan``'s properties, read
-    the containers they copy (no longer written to once the span ended).
-    """
-    kind = type(span)
+
+def _is_plain(kind: type) -> bool:
     plain = _plain_types.get(kind)
     if plain is None:
         plain = _plain_types[kind] = all(
-            getattr(kind, name) is getattr(ReadableSpan, name)
-            for name in ("attributes", "events", "links")
+            getattr(kind, name, None) is getattr(ReadableSpan, name)
+            for name in _PROPERTIES
         )
-    if plain:
-        return (span._attributes, _elements(span._events), _elements(span._links))
-    return span.attributes, span.events, span.links
+    return plain
+
+
+def _fields(span: ReadableSpan) -> tuple[Any, ...]:
+    """Context, parent, name, kind, start, end, status, attributes, events,
+    links, the dropped attribute, event and link counts, and (resource,
+    instrumentation scope).
+
+    The SDK's properties are a Python call each, copy the containers (a
+    read-only proxy, tuples built under a lock) and count what was dropped
+    through abstract-class checks: for a span whose class keeps
+    ``ReadableSpan``'s properties, read what they read (no longer written
+    to once the span ended). Only the SDK's bounded containers drop
+    anything; chanx's spans keep a plain dict, list and tuple.
+    """
+    if not _is_plain(type(span)):
+        context = span.get_span_context()
+        return (
+            *(context, span.parent, span.name, span.kind, span.start_time),
+            *(span.end_time, span.status, span.attributes, span.events, span.links),
+            *(span.dropped_attributes, span.dropped_events, span.dropped_links),
+            (span.resource, span.instrumentation_scope),
+        )
+    plain: Any = span
+    attributes, events, links = plain._attributes, plain._events, plain._links
+    return (
+        *(plain._context, plain._parent, plain._name, plain._kind),
+        *(plain._start_time, plain._end_time, plain._status, attributes),
+        _elements(events),
+        _elements(links),
+        0 if type(attributes) is dict else span.dropped_attributes,
+        0 if type(events) is list else span.dropped_events,
+        0 if isinstance(links, tuple) else span.dropped_links,
+        (plain._resource, plain._instrumentation_scope),
+    )
 
 
 def _elements(items: Any) -> Iterable[Any]:
     # The SDK's BoundedList copies its deque under a lock to iterate.
     raw = getattr(items, "_dq", None)
     return raw if type(raw) is deque else items
-
-
-_plain_types: dict[type, bool] = {}
-
-
-def _append_events_and_links(
-    parts: list[bytes],
-    span: ReadableSpan,
-    events: Iterable[Event],
-    links: Iterable[Link],
-) -> None:
-    for event in events:
-        body = _event(event)
-        parts += (_EVENTS, varint(len(body)), body)
-    if count := span.dropped_events:
-        parts += (_DROPPED_EVENTS, varint(count))
-    for link in links:
-        body = _link(link)
-        parts += (_LINKS, varint(len(body)), body)
-    if count := span.dropped_links:
-        parts += (_DROPPED_LINKS, varint(count))
 
 
 def _trace_state(context: SpanContext) -> str:
@@ -243,14 +277,17 @@ def _status(status: Any) -> bytes:
 
 def _event(event: Event) -> bytes:
     parts: list[bytes] = []
-    if event.timestamp:
-        parts += (_EVENT_TIME, fixed64(event.timestamp))
-    name = event.name
+    if type(event) is Event:  # its properties only return these fields
+        timestamp, name, attributes = event._timestamp, event._name, event._attributes
+    else:
+        timestamp, name, attributes = event.timestamp, event.name, event.attributes
+    if timestamp:
+        parts += (_EVENT_TIME, fixed64(timestamp))
     parts.append(
         _event_names.get(name) or _cached_name(_event_names, _EVENT_NAME, name)
     )
-    append_attributes(parts, _EVENT_ATTRIBUTES, event.attributes)
-    if count := event.dropped_attributes:
+    append_attributes(parts, _EVENT_ATTRIBUTES, attributes)
+    if type(attributes) is not dict and (count := event.dropped_attributes):
         parts += (_EVENT_DROPPED, varint(count))
     return b"".join(parts)
 
@@ -258,6 +295,11 @@ def _event(event: Event) -> bytes:
 def _link(link: Link) -> bytes:
     # Like the official encoder: no trace_state, flags from the linked context.
     context = link.context
+    if type(link) is Link and not link._attributes:
+        # chanx links every frame's span to its connection's: reuse that.
+        entry = _bare_links.get(id(context))
+        if entry is not None and entry[0] is context:
+            return entry[1]
     attributes: list[bytes] = []
     append_attributes(attributes, _LINK_ATTRIBUTES, link.attributes)
     dropped = link.dropped_attributes
@@ -367,9 +409,9 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     resources, scopes = _Canonical(), _Canonical()
     groups: dict[int, tuple[Any, _Scopes]] = {}
     for span in spans:
-        body = _span(span)
-        resource = resources(span.resource)
-        scope = scopes(span.instrumentation_scope or None)
+        body, origin = _span(span)
+        resource = resources(origin[0])
+        scope = scopes(origin[1] or None)
         entry = groups.get(id(resource))
         if entry is None:
             entry = groups[id(resource)] = (resource, {})

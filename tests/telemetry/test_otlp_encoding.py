@@ -256,6 +256,41 @@ def test_chanx_receive_spans_encode_like_the_official_encoder() -> None:
     same_request(memory.get_finished_spans())
 
 
+class RenamingSpan(ReadableSpan):
+    """A span class of its own: what its properties say is what is exported."""
+
+    @property
+    def name(self) -> str:
+        return "renamed " + self._name
+
+    @property
+    def attributes(self) -> Any:
+        return {**(self._attributes or {}), "added": 1}
+
+    @property
+    def dropped_links(self) -> int:
+        return 3
+
+    @property
+    def resource(self) -> Resource:
+        return Resource({"service.name": "own"})
+
+
+def test_a_span_class_with_its_own_properties_is_read_through_them() -> None:
+    context = SpanContext(1, 2, is_remote=False)
+    link = Link(SpanContext(3, 4, is_remote=True))
+    span = RenamingSpan(
+        "receive", context, attributes={"a": "b"}, links=(link,), end_time=5
+    )
+    same_request([span])
+    [resource] = ExportTraceServiceRequest.FromString(
+        encode_spans([span])
+    ).resource_spans
+    [exported] = resource.scope_spans[0].spans
+    assert exported.name == "renamed receive"
+    assert exported.dropped_links_count == 3
+
+
 def test_connect_spans_leave_no_memory_behind_per_connection() -> None:
     # Each connect span has a connection id no other span has: remembering
     # its encoding would hold ~200 bytes per connection, for nothing.
