@@ -1,21 +1,52 @@
-"""The span a context holds: ``trace.get_current_span()`` with a cheaper check.
+"""The current OpenTelemetry context and span, read with fewer calls.
 
-The API's function checks ``isinstance(span, Span)`` on every call, an
-abstract-class check that runs Python code. chanx asks for the current span
-a few times per frame (the sent-frame event, a span's parent, the log
-line's ids), always of the same few classes: :func:`span_in` remembers the
-classes that passed the check (a class that passed always passes) and gives
-the same answer as the API for every value.
+chanx reads them a few times per frame (the sent-frame event, a span's
+parent, the log line's ids) and makes a span's context current once:
+
+- :func:`current_context` and :func:`attach_context` are the API's
+  ``context.get_current()`` and ``context.attach()``; with the stock
+  runtime context (a ``ContextVar``) they are that variable's own ``get``
+  and ``set``, one C call instead of two Python ones. Another runtime
+  context (``OTEL_PYTHON_CONTEXT``) gets the API's functions.
+- :func:`span_in` is ``trace.get_current_span()``, whose
+  ``isinstance(span, Span)`` is an abstract-class check that runs Python
+  code: it remembers the classes that passed (a class that passed always
+  passes) and gives the same answer as the API for every value.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from typing import Any
+
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import INVALID_SPAN, Span, propagation
 
-__all__ = ["span_in"]
+__all__ = ["attach_context", "current_context", "span_in"]
+
+
+def _runtime_variable() -> ContextVar[Context] | None:
+    # The runtime context is chosen once, when the API is imported.
+    runtime: Any = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    if type(runtime) is not ContextVarsRuntimeContext:
+        return None
+    variable = getattr(runtime, "_current_context", None)
+    return variable if isinstance(variable, ContextVar) else None
+
+
+_VARIABLE = _runtime_variable()
+#: ``opentelemetry.context.get_current``.
+current_context: Callable[[], Context] = (
+    otel_context.get_current if _VARIABLE is None else _VARIABLE.get
+)
+#: ``opentelemetry.context.attach``: make a context current; returns its token.
+attach_context: Callable[[Context], Token[Context]] = (
+    otel_context.attach if _VARIABLE is None else _VARIABLE.set
+)
 
 # The API's (private) context key for the current span; None in a version
 # without it, and then span_in() is the API's function.
@@ -34,7 +65,7 @@ def span_in(context: Context | None = None) -> Span:
     if _KEY is None:
         return trace.get_current_span(context)
     if context is None:
-        context = otel_context.get_current()
+        context = current_context()
     span = context.get(_KEY)
     kind = type(span)
     if kind in _SPAN_TYPES:

@@ -82,10 +82,10 @@ class _ContextVars:
 def _opentelemetry() -> tuple[Callable[[], Any], Callable[[Any], Any]] | None:
     # Imported on first use: OpenTelemetry is optional for logging.
     try:
-        from opentelemetry import context, trace
+        from chanx.telemetry.current_span import current_context, span_in
     except ImportError:
         return None
-    return context.get_current, trace.get_current_span
+    return current_context, span_in
 
 
 def _ids(span_context: Any) -> tuple[str, str] | None:

@@ -9,6 +9,7 @@ carriers, which every member of a group receives identically.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 from opentelemetry import propagate
 from opentelemetry.context import Context
@@ -66,11 +67,14 @@ class ExtractedContexts:
     are immutable, so sharing them is safe.
     """
 
-    __slots__ = ("_contexts", "_propagator")
+    __slots__ = ("_contexts", "_last", "_propagator")
 
     def __init__(self) -> None:
         self._contexts: dict[tuple[tuple[str, str], ...], Context] = {}
         self._propagator: object = None
+        # The last read-only carrier and its context, replaced as one tuple:
+        # the members of a group read one shared carrier one after another.
+        self._last: tuple[object, Context] = (None, ROOT)
 
     def __call__(self, carrier: Mapping[str, str]) -> Context:
         if not carrier:
@@ -78,7 +82,19 @@ class ExtractedContexts:
         propagator = propagate.get_global_textmap()
         if propagator is not self._propagator:
             self._contexts.clear()
+            self._last = (None, ROOT)
             self._propagator = propagator
+        last = self._last
+        if last[0] is carrier:
+            return last[1]
+        context = self._extract(carrier)
+        # A read-only view: chanx.carriers hands out views of dicts that
+        # nobody else holds. A dict may change between calls; it is looked up.
+        if type(carrier) is MappingProxyType:
+            self._last = (carrier, context)
+        return context
+
+    def _extract(self, carrier: Mapping[str, str]) -> Context:
         key = tuple(carrier.items())
         try:
             context = self._contexts.get(key)

@@ -52,7 +52,7 @@ from opentelemetry.util.types import AttributeValue
 
 from chanx.hooks import ConnectionInfo, Observation
 from chanx.telemetry.config import TelemetryConfig
-from chanx.telemetry.current_span import span_in
+from chanx.telemetry.current_span import attach_context, span_in
 from chanx.telemetry.naming import BoundedNames
 from chanx.telemetry.process_spans import ProcessAttributes, ProducerParents, label_key
 from chanx.telemetry.propagation import HEADERS, STR_SETTER, ExtractedContexts
@@ -132,7 +132,7 @@ class _SpanObservation:
 
     def __init__(self, span: Span, current: Context) -> None:
         self._span = span
-        self._token: Token[Context] | None = otel_context.attach(current)
+        self._token: Token[Context] | None = attach_context(current)
 
     def finish(
         self,

@@ -6,18 +6,13 @@ from collections.abc import Callable
 from typing import Literal
 
 import pytest
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
-from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, SpanContext
 
 from chanx.hooks import ConnectionInfo
 from chanx.telemetry.config import TelemetryConfig
-from chanx.telemetry.current_span import span_in
 from chanx.telemetry.tracing import TracingHooks
 
 ROUTE = "/ws/room/<room>/"
@@ -129,30 +124,3 @@ def test_an_event_delivery_names_its_handler(
     assert span.name == "process notify"
     assert dict(span.attributes or {})["chanx.handler"] == "notify"
     assert "chanx.action" not in dict(span.attributes or {})
-
-
-class NotASpan:
-    def is_recording(self) -> bool:
-        return True
-
-
-def test_span_in_answers_as_the_api_does(provider: TracerProvider) -> None:
-    recording = provider.get_tracer("t").start_span("s")
-    remote = NonRecordingSpan(SpanContext(1, 2, is_remote=True))
-    contexts: list[Context | None] = [
-        Context(),
-        trace.set_span_in_context(recording),
-        trace.set_span_in_context(remote),
-        trace.set_span_in_context(NotASpan()),  # type: ignore[arg-type]
-        trace.set_span_in_context(INVALID_SPAN),
-    ]
-    for context in contexts * 2:  # the second time, the classes are known
-        assert span_in(context) is trace.get_current_span(context)
-    token = otel_context.attach(trace.set_span_in_context(recording))
-    try:
-        assert span_in() is recording
-    finally:
-        otel_context.detach(token)
-    assert span_in() is trace.get_current_span()
-    assert span_in(trace.set_span_in_context(NotASpan())) is INVALID_SPAN  # type: ignore[arg-type]
-    recording.end()

@@ -10,6 +10,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from chanx.carriers import carrier_of, carrier_text
 from chanx.telemetry.propagation import ROOT, ExtractedContexts
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -53,6 +54,22 @@ def test_many_distinct_carriers_stay_correct() -> None:
     for index in range(1, 600):
         parent = f"00-{index:032x}-{index:016x}-01"
         assert parent_ids(extract({"traceparent": parent})) == (index, index)
+
+
+def test_a_dict_carrier_changed_in_place_is_read_again() -> None:
+    extract = ExtractedContexts()
+    carrier = {"traceparent": f"00-{1:032x}-{1:016x}-01"}
+    assert parent_ids(extract(carrier)) == (1, 1)
+    carrier["traceparent"] = f"00-{2:032x}-{2:016x}-01"
+    assert parent_ids(extract(carrier)) == (2, 2)
+
+
+def test_interleaved_shared_carriers_each_give_their_own_context() -> None:
+    extract = ExtractedContexts()
+    texts = [carrier_text({"traceparent": f"00-{i:032x}-{i:016x}-01"}) for i in (1, 2)]
+    first, second = (carrier_of({"meta": text}) for text in texts)
+    for carrier, expected in [(first, 1), (first, 1), (second, 2), (first, 1)]:
+        assert parent_ids(extract(carrier)) == (expected, expected)
 
 
 @pytest.mark.usefixtures("restore_propagator")
