@@ -28,7 +28,8 @@ from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
-from opentelemetry.sdk.trace import Event, EventBase
+from opentelemetry.sdk.trace import Event, EventBase, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
@@ -107,6 +108,9 @@ class ChanxSpan(sdk_trace.Span):
         self._limits = tracer._span_limits
         self._lock = threading.Lock()
         self._record_end_metrics = record_end_metrics
+        # Set by the starter when every processor's on_start and _on_ending
+        # are the SDK's no-ops (see _QuietProcessors).
+        self._quiet = False
 
     def add_trusted_event(
         self, name: str, attributes: dict[str, AttributeValue]
@@ -161,7 +165,8 @@ class ChanxSpan(sdk_trace.Span):
         if self._record_end_metrics is not None:
             self._record_end_metrics()
         processor = self._span_processor
-        processor._on_ending(self)
+        if not self._quiet:
+            processor._on_ending(self)
         # The SDK hands processors a copy sharing these same containers;
         # the span itself is that view (it refuses changes once ended).
         processor.on_end(self)
@@ -248,6 +253,7 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
     random_ids = bool(ids.is_trace_id_random())
     # The stock samplers' decision without asking them (same result).
     decide = inline_decider(sampler)
+    quiet = _QuietProcessors()
 
     def start(
         name: str,
@@ -295,10 +301,49 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
             _valid_links(links),
             end_metrics,
         )
-        processor.on_start(span, parent_context=context)
+        if quiet(processor):
+            span._quiet = True
+        else:
+            processor.on_start(span, parent_context=context)
         return span
 
     return start
+
+
+# The SDK processors' own on_start and _on_ending, which do nothing.
+_NOOP_STARTS = frozenset((SpanProcessor.on_start, BatchSpanProcessor.on_start))
+_NOOP_ENDINGS = frozenset((SpanProcessor._on_ending, BatchSpanProcessor._on_ending))
+
+
+class _QuietProcessors:
+    """Whether a provider's processors all keep the SDK's no-op ``on_start``
+    and ``_on_ending`` (a batch processor does): chanx's spans then skip the
+    two calls through the multi-processor each. Checked again whenever the
+    provider's processors change (adding one replaces its tuple)."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self) -> None:
+        # (the processors tuple checked, whether they are all quiet)
+        self._state: tuple[object, bool] = (None, False)
+
+    def __call__(self, multi: Any) -> bool:
+        processors = getattr(multi, "_span_processors", None)
+        state = self._state
+        if state[0] is not processors:
+            state = self._state = (processors, _all_quiet(processors))
+        return state[1]
+
+
+def _all_quiet(processors: Any) -> bool:
+    if type(processors) is not tuple:
+        return False
+    return all(
+        type(p).on_start in _NOOP_STARTS
+        and type(p)._on_ending in _NOOP_ENDINGS
+        and not {"on_start", "_on_ending"} & set(getattr(p, "__dict__", ()))
+        for p in processors
+    )
 
 
 def _ask_sampler(

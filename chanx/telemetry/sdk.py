@@ -158,10 +158,14 @@ class BoundedSpanProcessor(BatchSpanProcessor):
         self.max_queue_size: int = inner._max_queue_size
 
     def on_end(self, span: ReadableSpan) -> None:
-        sampled = span.context is not None and span.context.trace_flags.sampled
-        if sampled and len(self._batch_processor._queue) >= self.max_queue_size:
+        # BatchSpanProcessor.on_end, with the count: runs once per frame.
+        context = span.context
+        if not (context and context.trace_flags.sampled):
+            return
+        batch = self._batch_processor
+        if len(batch._queue) >= self.max_queue_size:
             self._dropped()
-        super().on_end(span)
+        batch.emit(span)
 
     def _dropped(self) -> None:
         if self._on_drop is None:

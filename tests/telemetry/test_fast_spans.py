@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import (
     SpanProcessor,
     TracerProvider,
 )
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
@@ -334,6 +334,27 @@ def test_processors_see_start_ending_and_end_in_order() -> None:
     assert s1 is s2 is s3 is span
     assert context is parent
     assert end_time is not None
+
+
+def test_a_processor_added_later_sees_start_and_ending_of_later_spans() -> None:
+    provider = TracerProvider(shutdown_on_exit=False)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))  # no-op hooks
+    start = sdk_starter(provider.get_tracer("chanx"))
+    assert start is not None
+    start("receive a", Context(), SpanKind.CONSUMER, {}, None).end()
+    recorder = Recorder()
+    provider.add_span_processor(recorder)
+    span = start("receive b", Context(), SpanKind.CONSUMER, {}, None)
+    span.end()
+    assert [(call, seen) for call, seen, _ in recorder.calls] == [
+        ("start", span),
+        ("ending", span),
+        ("end", span),
+    ]
+    provider.force_flush()
+    assert [s.name for s in exporter.get_finished_spans()] == ["receive a", "receive b"]
+    provider.shutdown()
 
 
 def test_tight_limits_or_other_tracers_get_the_sdk_path() -> None:

@@ -34,6 +34,12 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    Sampler,
+    SamplingResult,
+)
 from structlog.testing import capture_logs
 
 from chanx.telemetry.otlp_exporter import FastOTLPSpanExporter
@@ -257,6 +263,31 @@ def test_failed_export_is_counted_and_logged_never_raised(
     [entry] = [e for e in logs if e["event"] == "span_export_failed"]
     assert entry["error_type"] == error_type
     assert entry["spans"] == 1
+
+
+class RecordOnly(Sampler):
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return SamplingResult(Decision.RECORD_ONLY)
+
+    def get_description(self) -> str:
+        return "record-only"
+
+
+@pytest.mark.parametrize(
+    "sampler", [RecordOnly(), ALWAYS_ON], ids=["unsampled", "sampled"]
+)
+def test_only_sampled_spans_are_exported(sampler: Sampler) -> None:
+    memory = InMemorySpanExporter()
+    provider = create_tracer_provider(
+        exporter=memory, sampler=sampler, shutdown_on_exit=False
+    )
+    try:
+        end_one_span(provider, "recorded")
+        provider.force_flush()
+    finally:
+        provider.shutdown()
+    exported = [span.name for span in memory.get_finished_spans()]
+    assert exported == ([] if sampler is not ALWAYS_ON else ["recorded"])
 
 
 def test_a_failing_failure_callback_is_contained() -> None:
