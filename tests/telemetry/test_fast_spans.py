@@ -42,7 +42,7 @@ from structlog.testing import capture_logs
 
 from chanx.telemetry import fast_spans
 from chanx.telemetry.fast_spans import ChanxSpan, sdk_starter
-from chanx.telemetry.span_starter import SpanStarter, ValidLinks
+from chanx.telemetry.span_starter import SpanStarter, StartSpan, ValidLinks
 
 ATTRIBUTES: dict[str, AttributeValue] = {
     "messaging.system": "chanx",
@@ -112,6 +112,13 @@ def both(
     )
     fast = start("receive ping", parent, kind, dict(ATTRIBUTES), links)
     return slow, fast
+
+
+def chanx_starter(provider: TracerProvider) -> StartSpan:
+    """The fast path for ``provider``'s tracer of chanx."""
+    start = sdk_starter(provider.get_tracer("chanx", "1"))
+    assert start is not None
+    return start
 
 
 def shape(span: ReadableSpan) -> dict[str, Any]:
@@ -203,8 +210,7 @@ def test_a_connections_link_is_shared_by_its_frames_and_never_changed(
     pair: tuple[TracerProvider, InMemorySpanExporter],
 ) -> None:
     provider, exporter = pair
-    start = sdk_starter(provider.get_tracer("chanx", "1"))
-    assert start is not None
+    start = chanx_starter(provider)
     links = ValidLinks([REMOTE, INVALID_SPAN_CONTEXT])  # what chanx passes
     first = start("receive a", Context(), SpanKind.CONSUMER, {}, links)
     second = start("receive b", Context(), SpanKind.CONSUMER, {}, links)
@@ -225,8 +231,7 @@ def test_plain_link_sequences_are_checked_per_span(
     pair: tuple[TracerProvider, InMemorySpanExporter],
 ) -> None:
     provider, exporter = pair
-    start = sdk_starter(provider.get_tracer("chanx", "1"))
-    assert start is not None
+    start = chanx_starter(provider)
     mixed = [Link(REMOTE), Link(INVALID_SPAN_CONTEXT)]
     start("receive a", Context(), SpanKind.CONSUMER, {}, mixed).end()
     start("receive b", Context(), SpanKind.CONSUMER, {}, tuple(mixed)).end()
