@@ -50,7 +50,8 @@ def _direct(name: str, generic: _Method) -> _Method:
         # What _process_event builds: the bound context, the keywords, event.
         event_dict = self._context.copy()
         event_dict.update(kw)
-        event_dict["event"] = event
+        if event is not None:
+            event_dict["event"] = event
         logger = self._logger
         try:
             line = json_renderer(logger, name, processors[0](logger, name, event_dict))
