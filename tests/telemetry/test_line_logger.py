@@ -38,6 +38,7 @@ CALLS: list[Call] = [
     lambda log: log.info("login", token="abc123", path="/ws/?token=abc123"),
     lambda log: log.debug("below_the_level"),
     lambda log: log.info("event", event_kind="override", connection_id="mine"),
+    lambda log: log.info(None, action="no_event"),
     _failed,
 ]
 
@@ -86,6 +87,7 @@ def test_every_line_is_the_one_structlog_writes(in_span: bool) -> None:
     assert fields[10]["event"] == "user ann sent 3 frames"
     assert fields[12]["token"] == REDACTED
     assert fields[14]["connection_id"] == "mine"
+    assert "event" not in fields[16]
     assert "ValueError: boom" in fields[-1]["exception"]
 
 
