@@ -100,6 +100,10 @@ class BenchServer:
     extra_args: list[str] = field(default_factory=list)
     #: The checkout served (another revision's, in ``revisions.py``).
     root: Path = ROOT
+    #: A command prefix, e.g. ``benchmarks.callgrind.wrapper(...)``.
+    wrapper: list[str] = field(default_factory=list)
+    #: Seconds :meth:`wait_ready` waits (a server under valgrind starts slowly).
+    startup_timeout: float = STARTUP_TIMEOUT
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _output: IO[bytes] | None = field(default=None, init=False, repr=False)
 
@@ -117,6 +121,7 @@ class BenchServer:
         self._output = self.output_path.open("wb")
         self.process = subprocess.Popen(
             [
+                *self.wrapper,
                 sys.executable,
                 "-m",
                 self.launcher,
@@ -145,13 +150,13 @@ class BenchServer:
             )
         return added
 
-    def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> None:
+    def wait_ready(self, timeout: float | None = None) -> None:
         """Poll ``GET /gc`` until it answers.
 
         Raises:
             RuntimeError: The process exited or did not answer in time.
         """
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (timeout or self.startup_timeout)
         while True:
             assert self.process is not None, "start() first"
             if self.process.poll() is not None:

@@ -21,6 +21,15 @@ that spread, a few percent here, is what a single comparison is worth.
 
 Run: ``BENCH_BASE=HEAD~1 .venv/bin/python benchmarks/revisions.py`` (a
 minute or two; the worktree is removed afterwards).
+
+``BENCH_COUNT=instructions`` counts instead of timing: every server runs
+under valgrind's callgrind (:mod:`benchmarks.callgrind`) and the report is
+the instructions each executed per unit (all its threads, the span export
+included: ``GET /gc`` flushes the queued spans, and collects garbage, before
+counting starts and before it ends), for one round (``BENCH_ROUNDS``) of a smaller workload: 10 clients x
+300 round trips, 50 clients x 60 sends, 1,000 pipelined frames. Two runs of
+the same code read within about 1% of each other, where CPU time reads
+within 5%: use it to see a small change. Servers start in a minute or two.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import callgrind  # noqa: E402
 from benchmarks import live_clients as clients  # noqa: E402
 from benchmarks.live_servers import (  # noqa: E402
     REDIS_URL,
@@ -52,8 +62,15 @@ from benchmarks.live_servers import (  # noqa: E402
 
 BASE = os.environ.get("BENCH_BASE", "HEAD")
 WORKLOAD = os.environ.get("BENCH_WORKLOAD", "fanout_memory")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+COUNT = os.environ.get("BENCH_COUNT", "cpu")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if COUNT == "instructions" else "5"))
 SMOKE = os.environ.get("BENCH_PROFILE") == "smoke"
+# Workload sizes: smoke, under callgrind (some 50 times slower), timed.
+SIZES = {
+    "fanout": ((5, 5), (50, 60), (200, 500)),
+    "echo": ((2, 5), (10, 300), (50, 100)),
+    "pipelined": ((1, 20), (1, 1000), (1, 3000)),
+}
 WORKLOADS = ("fanout_memory", "fanout_redis", "echo", "pipelined")
 
 
@@ -68,19 +85,19 @@ class Served:
 async def one_run(served: Served) -> tuple[float, int]:
     """Run the workload once: its rate and how many units it did."""
     url = served.server.ws_url + served.path
-    if WORKLOAD.startswith("fanout"):
-        clients_, sends = (5, 5) if SMOKE else (200, 500)
-        fan = await clients.fan_out(url, clients_, sends)
+    kind = "fanout" if WORKLOAD.startswith("fanout") else WORKLOAD
+    smoke, counted, timed_size = SIZES[kind]
+    count, each = smoke if SMOKE else counted if COUNT == "instructions" else timed_size
+    if kind == "fanout":
+        fan = await clients.fan_out(url, count, each)
         if fan.lost:
             raise RuntimeError(f"{served.server.name}: {fan.lost} deliveries lost")
         return fan.rate, fan.delivered
-    if WORKLOAD == "echo":
-        echo_clients, frames = (2, 5) if SMOKE else (50, 100)
-        timed = await clients.echo_round_trip(url, echo_clients, frames)
-        return timed.rate, echo_clients * frames
-    frames = 20 if SMOKE else 3000
-    timed = await clients.echo_pipelined(url, frames)
-    return timed.rate, frames
+    if kind == "echo":
+        timed = await clients.echo_round_trip(url, count, each)
+        return timed.rate, count * each
+    timed = await clients.echo_pipelined(url, each)
+    return timed.rate, each
 
 
 async def measure(servers: dict[str, Served]) -> dict[str, list[tuple[float, float]]]:
@@ -95,6 +112,44 @@ async def measure(servers: dict[str, Served]) -> dict[str, list[tuple[float, flo
             cpu = server.cpu_seconds() - cpu_before
             samples[name].append((rate, cpu / max(units, 1) * 1e6))
     return samples
+
+
+async def count(servers: dict[str, Served], workdir: Path) -> dict[str, list[float]]:
+    """Instructions per unit, per server and round (servers under callgrind)."""
+    counted: dict[str, list[float]] = {name: [] for name in servers}
+    for name, served in servers.items():
+        server = served.server
+        assert server.process is not None
+        counter = callgrind.Counter(server.process.pid, callgrind_file(workdir, server))
+        await one_run(served)  # warm-up: imports, caches, the first connections
+        for _ in range(1 if SMOKE else ROUNDS):
+            # /gc exports the spans still queued: each run pays for its own.
+            server.collect_garbage()
+            counter.zero()
+            _, units = await one_run(served)
+            server.collect_garbage()
+            counted[name].append(counter.read() / max(units, 1))
+    return counted
+
+
+def report_counts(counted: dict[str, list[float]]) -> None:
+    print(f"{WORKLOAD}: base {BASE} vs working tree, instructions per unit")
+    medians = {name: statistics.median(rows) for name, rows in counted.items()}
+    for name, rows in counted.items():
+        each = " ".join(f"{row:.0f}" for row in rows)
+        print(f"  {name:13} {medians[name]:10.0f} instructions/unit  rounds: {each}")
+    base, new = medians["base"], medians["working tree"]
+    print(f"working tree / base: instructions {new / base:.3f}")
+    if "plain" in medians:
+        plain = medians["plain"]
+        print(
+            f"instructions / plain Channels: base {base / plain:.3f}, "
+            f"working tree {new / plain:.3f}"
+        )
+
+
+def callgrind_file(workdir: Path, server: BenchServer) -> Path:
+    return workdir / f"callgrind-{server.name}.out"
 
 
 def report(samples: dict[str, list[tuple[float, float]]]) -> None:
@@ -161,6 +216,11 @@ def make_servers(base_root: Path, workdir: Path, sink: OtlpSink) -> dict[str, Se
         servers["plain"] = Served(
             BenchServer("plain", env_for("p"), workdir), f"/ws/plain/{kind}/"
         )
+    if COUNT == "instructions":
+        for served in servers.values():
+            server = served.server
+            server.wrapper = callgrind.wrapper(callgrind_file(workdir, server))
+            server.startup_timeout = 600.0
     return servers
 
 
@@ -181,6 +241,11 @@ def chanx_location(server: BenchServer) -> str:
 def main() -> None:
     if WORKLOAD not in WORKLOADS:
         raise SystemExit(f"BENCH_WORKLOAD must be one of {', '.join(WORKLOADS)}")
+    if COUNT not in ("cpu", "instructions"):
+        raise SystemExit("BENCH_COUNT must be cpu or instructions")
+    missing = callgrind.available() if COUNT == "instructions" else None
+    if missing is not None:
+        raise SystemExit(f"BENCH_COUNT=instructions needs valgrind: {missing}")
     sink = OtlpSink()
     sink.start()
     try:
@@ -192,8 +257,14 @@ def main() -> None:
             for name, served in servers.items():
                 print(f"{name}: chanx from {chanx_location(served.server)}")
             with serving(served.server for served in servers.values()):
-                samples = asyncio.run(measure(servers))
-        report(samples)
+                if COUNT == "instructions":
+                    counted = asyncio.run(count(servers, Path(tmp)))
+                else:
+                    samples = asyncio.run(measure(servers))
+        if COUNT == "instructions":
+            report_counts(counted)
+        else:
+            report(samples)
     finally:
         sink.stop()
 
