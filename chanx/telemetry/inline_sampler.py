@@ -23,9 +23,15 @@ from opentelemetry.sdk.trace.sampling import (
     ParentBasedTraceIdRatio,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import SpanContext, TraceFlags
+
+from chanx.telemetry.current_span import IS_REMOTE, TRACE_FLAGS, TUPLE_SPAN_CONTEXT
 
 __all__ = ["Decide", "inline_decider"]
+
+_SAMPLED = TraceFlags.SAMPLED
+# A parent of exactly this class is read by index (see current_span).
+_TupleContext: type[SpanContext] | None = SpanContext if TUPLE_SPAN_CONTEXT else None
 
 #: ``decide(parent, trace_id) -> sampled``; ``parent`` is a valid span
 #: context or None. Sampled spans record, others do not (these samplers
@@ -88,8 +94,12 @@ def inline_decider(sampler: Any) -> Decide | None:
     def decide(parent: SpanContext | None, trace_id: int) -> bool:
         if parent is None:
             return root(trace_id)
-        if parent.is_remote:
-            return remote_sampled if parent.trace_flags.sampled else remote_unsampled
-        return local_sampled if parent.trace_flags.sampled else local_unsampled
+        if parent.__class__ is _TupleContext:
+            remote, sampled = parent[IS_REMOTE], parent[TRACE_FLAGS] & _SAMPLED
+        else:
+            remote, sampled = parent.is_remote, parent.trace_flags.sampled
+        if remote:
+            return remote_sampled if sampled else remote_unsampled
+        return local_sampled if sampled else local_unsampled
 
     return decide

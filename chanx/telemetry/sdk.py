@@ -52,6 +52,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from chanx.drain import on_shutdown
+from chanx.telemetry.current_span import TRACE_FLAGS, TUPLE_SPAN_CONTEXT
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -75,6 +76,11 @@ SHUTDOWN_TIMEOUT_ENV = "CHANX_TELEMETRY_SHUTDOWN_TIMEOUT"
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
+_SAMPLED = trace.TraceFlags.SAMPLED
+# A span context of exactly this class is read by index (see current_span).
+_TupleContext: type[trace.SpanContext] | None = (
+    trace.SpanContext if TUPLE_SPAN_CONTEXT else None
+)
 
 
 class _FailsafeExporter(SpanExporter):
@@ -160,7 +166,11 @@ class BoundedSpanProcessor(BatchSpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         # BatchSpanProcessor.on_end, with the count: runs once per frame.
         context = span.context
-        if not (context and context.trace_flags.sampled):
+        if context.__class__ is _TupleContext:
+            sampled = context[TRACE_FLAGS] & _SAMPLED
+        else:
+            sampled = context and context.trace_flags.sampled
+        if not sampled:
             return
         batch = self._batch_processor
         if len(batch._queue) >= self.max_queue_size:

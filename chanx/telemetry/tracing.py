@@ -51,7 +51,7 @@ from opentelemetry.util.types import AttributeValue
 
 from chanx.hooks import ConnectionInfo, Observation
 from chanx.telemetry.config import TelemetryConfig
-from chanx.telemetry.current_span import attach_context, span_in
+from chanx.telemetry.current_span import attach_context, span_in, with_span
 from chanx.telemetry.naming import BoundedNames
 from chanx.telemetry.process_spans import ProcessAttributes, ProducerParents, label_key
 from chanx.telemetry.propagation import HEADERS, STR_SETTER, ExtractedContexts
@@ -131,6 +131,8 @@ class _SpanObservation:
     """A started span, current until :meth:`finish` ends it (once)."""
 
     __slots__ = ("_span", "_token")
+    # Whether the class adds attributes in _annotate (saves a call per frame).
+    _annotates = False
 
     def __init__(self, span: Span, current: Context) -> None:
         self._span = span
@@ -147,7 +149,8 @@ class _SpanObservation:
             return
         _detach(token)
         span = self._span
-        self._annotate(span, outcome, error_type)
+        if self._annotates:
+            self._annotate(span, outcome, error_type)
         if outcome == "error":
             _mark_error(span, error_type, exc)
         span.end()
@@ -158,6 +161,7 @@ class _SpanObservation:
 
 class _ConnectObservation(_SpanObservation):
     __slots__ = ("_conn",)
+    _annotates = True
 
     def __init__(self, span: Span, current: Context, conn: ConnectionInfo) -> None:
         super().__init__(span, current)
@@ -271,7 +275,7 @@ class TracingHooks:
             },
             _connect_links(conn),
         )
-        return _SpanObservation(span, trace.set_span_in_context(span, parent))
+        return _SpanObservation(span, with_span(span, parent))
 
     def message_sent(self, conn: ConnectionInfo, action: str, size: int) -> None:
         """Add a ``message_sent`` event to the current span."""
@@ -326,7 +330,7 @@ class TracingHooks:
             self._process_attributes(conn.consumer, kind, name),
             links,
         )
-        return _SpanObservation(span, trace.set_span_in_context(span, parent))
+        return _SpanObservation(span, with_span(span, parent))
 
     def channel_layer_error(
         self, conn: ConnectionInfo | None, operation: str, exc: BaseException

@@ -6,9 +6,19 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, SpanContext
+from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, SpanContext, TraceFlags
 
-from chanx.telemetry.current_span import attach_context, current_context, span_in
+from chanx.telemetry.current_span import (
+    IS_REMOTE,
+    IS_VALID,
+    TRACE_FLAGS,
+    TRACE_ID,
+    TUPLE_SPAN_CONTEXT,
+    attach_context,
+    current_context,
+    span_in,
+    with_span,
+)
 
 
 class NotASpan:
@@ -56,3 +66,33 @@ def test_attach_and_current_context_are_the_apis(provider: TracerProvider) -> No
     assert current_context() is otel_context.get_current()
     assert current_context() is not ours
     span.end()
+
+
+def test_with_span_is_set_span_in_context(provider: TracerProvider) -> None:
+    span = provider.get_tracer("t").start_span("s")
+    base = otel_context.set_value("other", 1, Context())
+    ours = with_span(span, base)
+    assert ours == trace.set_span_in_context(span, base)
+    assert type(ours) is Context
+    assert trace.get_current_span(ours) is span
+    assert otel_context.get_value("other", ours) == 1
+    # A new context: the one it was given is left as it was.
+    assert trace.get_current_span(base) is INVALID_SPAN
+    replaced = with_span(INVALID_SPAN, ours)
+    assert trace.get_current_span(replaced) is INVALID_SPAN
+    span.end()
+
+
+def test_span_context_fields_read_by_index_are_its_properties() -> None:
+    assert TUPLE_SPAN_CONTEXT
+    flags = [TraceFlags(value) for value in (0, 1, 2, 3)]
+    for remote in (True, False):
+        for flag in flags:
+            for trace_id, span_id in ((7, 8), (0, 8), (2**128 - 1, 2**64 - 1)):
+                context = SpanContext(
+                    trace_id, span_id, is_remote=remote, trace_flags=flag
+                )
+                assert context[TRACE_ID] == context.trace_id
+                assert context[IS_REMOTE] is context.is_remote
+                assert context[TRACE_FLAGS] == context.trace_flags
+                assert context[IS_VALID] is context.is_valid

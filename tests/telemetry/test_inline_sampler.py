@@ -95,6 +95,33 @@ def test_ratio_roots_sample_the_same_trace_ids(rate: float, trace_id: int) -> No
     assert decide(None, trace_id) is sdk_decision(sampler, None, trace_id)[0]
 
 
+class FlaggedContext(SpanContext):
+    """A span context class whose flags are not what its tuple holds."""
+
+    @property
+    def trace_flags(self) -> TraceFlags:
+        return SAMPLED
+
+    @property
+    def is_remote(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("sampler_name", list(STOCK))
+def test_a_span_context_subclass_is_read_through_its_properties(
+    sampler_name: str,
+) -> None:
+    # Only SpanContext itself is read by index: a subclass may override.
+    parent = FlaggedContext(7, 8, is_remote=True)
+    assert parent.trace_flags.sampled
+    assert not parent.is_remote
+    sampler = STOCK[sampler_name]
+    decide = inline_decider(sampler)
+    assert decide is not None
+    for trace_id in (1, 2**127 + 5):
+        assert decide(parent, trace_id) is sdk_decision(sampler, parent, trace_id)[0]
+
+
 class Subclass(ParentBased):
     """A user's ParentBased: it may override anything."""
 
