@@ -36,7 +36,13 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from chanx.telemetry.current_span import span_in
+from chanx.telemetry.current_span import (
+    IS_VALID,
+    TRACE_FLAGS,
+    TRACE_ID,
+    TUPLE_SPAN_CONTEXT,
+    span_in,
+)
 from chanx.telemetry.inline_sampler import inline_decider
 from chanx.telemetry.span_starter import StartSpan, ValidLinks
 
@@ -49,6 +55,9 @@ _UNSET = Status(StatusCode.UNSET)
 _SAMPLED = Decision.RECORD_AND_SAMPLE
 _DROPPED = Decision.DROP
 _RANDOM: int = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+# The class whose fields the hot path reads by index (no class when the
+# installed API's SpanContext is not the expected tuple).
+_TupleContext: type[SpanContext] | None = SpanContext if TUPLE_SPAN_CONTEXT else None
 # (sampled, random trace id) -> flags: shared, since every span (and every
 # connection's kept connect-span context) would otherwise hold its own.
 _FLAGS = {
@@ -73,6 +82,13 @@ class ChanxSpan(sdk_trace.Span):
     under the span limits, so user code sees the SDK's behaviour.
     Processors get the span itself when it ends (it refuses changes then).
     """
+
+    # One reentrant lock for all of chanx's spans instead of a lock per span:
+    # every span allocated one, a container the garbage collector then
+    # tracked until the span was exported. Nothing holding a span's lock
+    # takes another span's (the SDK only updates that span's own fields), so
+    # sharing it costs at most a short wait between threads.
+    _lock = threading.RLock()  # type: ignore[assignment]  # the SDK's is a Lock
 
     def __init__(
         self,
@@ -106,7 +122,7 @@ class ChanxSpan(sdk_trace.Span):
         self._set_status_on_exception = True
         self._span_processor = tracer.span_processor
         self._limits = tracer._span_limits
-        self._lock = threading.Lock()
+        # No lock of its own: see _lock below.
         self._record_end_metrics = record_end_metrics
         # Set by the starter when every processor's on_start and _on_ending
         # are the SDK's no-ops (see _QuietProcessors).
@@ -118,7 +134,7 @@ class ChanxSpan(sdk_trace.Span):
         """Add an event whose attributes chanx built (valid, under the limits)."""
         with self._lock:
             if self._end_time is None:
-                self._append_event(Event(name, attributes))
+                self._append_event(_event(name, attributes))
 
     def set_trusted_attribute(self, key: str, value: AttributeValue) -> None:
         """Set an attribute chanx built (a valid key and value)."""
@@ -190,6 +206,33 @@ class ChanxSpan(sdk_trace.Span):
                 )
 
 
+def _event_fields() -> bool:
+    """Whether an SDK ``Event`` holds exactly a name, timestamp and attributes."""
+    event = Event("probe", {"key": 1}, timestamp=7)
+    fields = vars(event)
+    return fields == {"_name": "probe", "_timestamp": 7, "_attributes": {"key": 1}}
+
+
+_new_object = object.__new__
+
+
+def _built_event(name: str, attributes: dict[str, AttributeValue]) -> Event:
+    # Event(name, attributes) without its two __init__ calls: the same fields.
+    event: Event = _new_object(Event)
+    event._name = name
+    event._timestamp = time_ns()
+    event._attributes = attributes
+    return event
+
+
+def _sdk_event(name: str, attributes: dict[str, AttributeValue]) -> Event:
+    return Event(name, attributes)
+
+
+#: ``Event(name, attributes)``, built directly when the SDK's fields are known.
+_event = _built_event if _event_fields() else _sdk_event
+
+
 def _sdk_fields() -> set[str]:
     """The instance fields of an SDK span, to compare with :class:`ChanxSpan`'s."""
     context = SpanContext(1, 1, is_remote=False)
@@ -227,7 +270,8 @@ def _compatible(tracer: Any) -> bool:
     probe = ChanxSpan(
         "probe", SpanContext(1, 1, False), None, tracer, SpanKind.INTERNAL, {}, (), None
     )
-    return _sdk_fields() <= set(vars(probe))
+    # _lock is a class attribute (one lock for every chanx span).
+    return _sdk_fields() <= set(vars(probe)) | {"_lock"}
 
 
 def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
@@ -266,10 +310,17 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
         if not enabled():
             return trace_api.NonRecordingSpan(current)
         parent: SpanContext | None = None
-        if current is not None and current.is_valid:
+        if current.__class__ is _TupleContext:
+            valid = current[IS_VALID]
+        else:
+            valid = current is not None and current.is_valid
+        if valid:
             parent = current
-            trace_id = current.trace_id
-            random_trace_id = bool(current.trace_flags.random_trace_id)
+            if current.__class__ is _TupleContext:
+                trace_id, flags = current[TRACE_ID], current[TRACE_FLAGS]
+            else:
+                trace_id, flags = current.trace_id, current.trace_flags
+            random_trace_id = bool(flags & _RANDOM)
         else:
             trace_id = ids.generate_trace_id()
             random_trace_id = random_ids

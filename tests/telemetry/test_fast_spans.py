@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
+from time import time_ns
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import (
+    Event,
     ReadableSpan,
     SpanLimits,
     SpanProcessor,
@@ -411,3 +414,51 @@ def test_a_fast_path_that_fails_to_build_falls_back_to_the_sdk(
     assert not starter.fast
     assert [s.name for s in exporter.get_finished_spans()] == ["a"]
     assert [entry["event"] for entry in logs] == ["fast_spans_unavailable"]
+
+
+def test_trusted_events_are_the_sdks_events(
+    pair: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, _ = pair
+    span = chanx_starter(provider)("receive ping", Context(), SpanKind.CONSUMER, {}, ())
+    assert isinstance(span, ChanxSpan)
+    before = time_ns()
+    span.add_trusted_event("message_sent", {"chanx.action": "pong"})
+    after = time_ns()
+    (event,) = span.events
+    assert type(event) is Event
+    assert event.name == "message_sent"
+    assert event.attributes == {"chanx.action": "pong"}
+    assert before <= event.timestamp <= after
+    assert vars(event) == vars(Event(event.name, event.attributes, event.timestamp))
+    span.end()
+
+
+def test_spans_updated_from_many_threads_lose_nothing(
+    pair: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    # chanx's spans share one lock; a user's sync code may write from threads.
+    provider, exporter = pair
+    start = chanx_starter(provider)
+    spans = [
+        start(f"receive {i}", Context(), SpanKind.CONSUMER, {}, ()) for i in range(3)
+    ]
+    assert all(isinstance(span, ChanxSpan) for span in spans)
+
+    def write(worker: int) -> None:
+        for index in range(20):
+            for span in spans:
+                span.set_attribute(f"w{worker}.{index}", index)
+                assert isinstance(span, ChanxSpan)
+                span.add_trusted_event("tick", {"worker": worker})
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    for span in spans:
+        span.end()
+    for done in exporter.get_finished_spans():
+        assert len(done.attributes or {}) == 80
+        assert len(done.events) == 80
