@@ -6,6 +6,7 @@ import contextvars
 import enum
 import json
 import math
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -179,3 +180,29 @@ def test_json_lines_are_the_same_without_orjson(
     monkeypatch.setattr(rendering, "_dumps", None)
     assert json_renderer(None, "info", event) == with_orjson
     assert json.loads(with_orjson) == event
+
+
+@pytest.mark.parametrize(
+    "nanos",
+    [
+        0,
+        999,
+        1_000,
+        5_000,
+        123_456_789,
+        999_999_999,
+        1_764_410_400_000_001_000,
+        1_764_410_400_999_999_999,
+        1_764_410_401_000_000_000,
+    ],
+)
+def test_timestamps_have_the_second_and_six_digits_of_microseconds(
+    monkeypatch: pytest.MonkeyPatch, nanos: int
+) -> None:
+    monkeypatch.setattr(time, "time_ns", lambda: nanos)
+    seconds, rest = divmod(nanos, 1_000_000_000)
+    second = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    expected = f"{second}.{rest // 1000:06d}Z"
+    stamp = rendering.IsoTimestamp()
+    assert stamp.now() == expected
+    assert stamp.now() == expected  # the second's text, now from the cache
