@@ -13,7 +13,7 @@ PY_DIRS := chanx tests example benchmarks loadtests grafana deploy/prometheus sc
 MYPY_DIRS = chanx tests benchmarks loadtests deploy/prometheus \
   $(shell $(BIN)/python -c "import grafana_foundation_sdk" 2>/dev/null && echo grafana)
 
-.PHONY: bench bench-gc bench-profile bench-inprocess bench-telemetry bench-telemetry-parts run test install lint typecheck pytest redis postgres prometheus migrate demo-data clean
+.PHONY: valgrind bench bench-gc bench-profile bench-inprocess bench-telemetry bench-telemetry-parts run test install lint typecheck pytest redis postgres prometheus migrate demo-data clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { \
@@ -32,6 +32,9 @@ redis:
 
 prometheus:
 	bash scripts/ensure-prometheus.sh
+
+valgrind:
+	bash scripts/ensure-valgrind.sh
 
 postgres:
 	bash scripts/ensure-postgres.sh
@@ -54,7 +57,7 @@ lint: install
 typecheck: install
 	PYTHONPATH=example $(BIN)/mypy $(MYPY_DIRS)
 
-pytest: install redis postgres prometheus
+pytest: install redis postgres prometheus valgrind
 	$(BIN)/pytest
 
 test: lint typecheck pytest

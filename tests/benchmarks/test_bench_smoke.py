@@ -138,6 +138,24 @@ def test_revision_benchmark_serves_both_checkouts() -> None:
     assert re.search(r"^rate / plain Channels: base \d+\.\d{3}, ", output, re.M)
 
 
+def test_revision_benchmark_counts_instructions_under_callgrind() -> None:
+    # Both servers run under valgrind (make test installs it): each reports
+    # the instructions it executed per round trip, base and working tree.
+    output = run_smoke(
+        "benchmarks/revisions.py",
+        BENCH_BASE="HEAD",
+        BENCH_WORKLOAD="echo",
+        BENCH_COUNT="instructions",
+    )
+    rows = re.findall(
+        r"^  (base|working tree)\s+(\d+) instructions/unit  rounds: \d+$", output, re.M
+    )
+    assert [name for name, _ in rows] == ["base", "working tree"]
+    # A round trip through uvicorn, Django and chanx is far above 10,000.
+    assert all(int(count) > 10_000 for _, count in rows)
+    assert re.search(r"^working tree / base: instructions \d+\.\d{3}$", output, re.M)
+
+
 def test_gc_sources_benchmark_counts_every_variant() -> None:
     output = run_smoke("benchmarks/gc_sources.py")
     rows = re.findall(r"^  (.+?)\s+\d+\.\d(?:\s+\d+\.\d\d){3}$", output, re.MULTILINE)
