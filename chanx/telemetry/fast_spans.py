@@ -19,6 +19,7 @@ returns None, and chanx uses the SDK's ``start_span``.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
@@ -204,6 +205,16 @@ class ChanxSpan(sdk_trace.Span):
                     immutable=False,
                     max_value_len=limits.max_span_attribute_length,
                 )
+
+
+def _renew_lock() -> None:
+    # A child forked while another thread held the shared lock would find it
+    # held for good: every span of the child would hang on its first write.
+    ChanxSpan._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_renew_lock)
 
 
 def _event_fields() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from time import time_ns
@@ -462,3 +463,33 @@ def test_spans_updated_from_many_threads_lose_nothing(
     for done in exporter.get_finished_spans():
         assert len(done.attributes or {}) == 80
         assert len(done.events) == 80
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")
+def test_a_child_forked_while_the_span_lock_is_held_can_still_write(
+    pair: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    provider, _ = pair
+    span = chanx_starter(provider)("receive ping", Context(), SpanKind.CONSUMER, {}, ())
+    assert isinstance(span, ChanxSpan)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with ChanxSpan._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: the holder thread does not exist here
+            code = 0 if ChanxSpan._lock.acquire(timeout=5) else 1
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        holder.join(10)
+    assert os.waitstatus_to_exitcode(status) == 0
+    span.end()
