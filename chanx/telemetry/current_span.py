@@ -33,8 +33,10 @@ from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import INVALID_SPAN, Span, SpanContext, TraceFlags, propagation
 
 __all__ = [
+    "INDEXED_SPAN_CONTEXT",
     "IS_REMOTE",
     "IS_VALID",
+    "SAMPLED",
     "TRACE_FLAGS",
     "TRACE_ID",
     "TUPLE_SPAN_CONTEXT",
@@ -131,3 +133,10 @@ def _tuple_layout() -> bool:
 
 #: Whether ``type(ctx) is SpanContext`` may be read by index (see above).
 TUPLE_SPAN_CONTEXT = _tuple_layout()
+#: The class whose instances hot paths read by index (``ctx.__class__ is
+#: INDEXED_SPAN_CONTEXT``), or None when the API's is not the expected tuple.
+INDEXED_SPAN_CONTEXT: type[SpanContext] | None = (
+    SpanContext if TUPLE_SPAN_CONTEXT else None
+)
+#: The sampled bit of ``ctx[TRACE_FLAGS]``.
+SAMPLED: Final = TraceFlags.SAMPLED

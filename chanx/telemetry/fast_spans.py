@@ -38,10 +38,10 @@ from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from chanx.telemetry.current_span import (
+    INDEXED_SPAN_CONTEXT,
     IS_VALID,
     TRACE_FLAGS,
     TRACE_ID,
-    TUPLE_SPAN_CONTEXT,
     span_in,
 )
 from chanx.telemetry.inline_sampler import inline_decider
@@ -56,9 +56,6 @@ _UNSET = Status(StatusCode.UNSET)
 _SAMPLED = Decision.RECORD_AND_SAMPLE
 _DROPPED = Decision.DROP
 _RANDOM: int = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
-# The class whose fields the hot path reads by index (no class when the
-# installed API's SpanContext is not the expected tuple).
-_TupleContext: type[SpanContext] | None = SpanContext if TUPLE_SPAN_CONTEXT else None
 # (sampled, random trace id) -> flags: shared, since every span (and every
 # connection's kept connect-span context) would otherwise hold its own.
 _FLAGS = {
@@ -123,7 +120,7 @@ class ChanxSpan(sdk_trace.Span):
         self._set_status_on_exception = True
         self._span_processor = tracer.span_processor
         self._limits = tracer._span_limits
-        # No lock of its own: see _lock below.
+        # No lock of its own: see _lock above.
         self._record_end_metrics = record_end_metrics
         # Set by the starter when every processor's on_start and _on_ending
         # are the SDK's no-ops (see _QuietProcessors).
@@ -321,16 +318,15 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
         if not enabled():
             return trace_api.NonRecordingSpan(current)
         parent: SpanContext | None = None
-        if current.__class__ is _TupleContext:
+        if current.__class__ is INDEXED_SPAN_CONTEXT:
             valid = current[IS_VALID]
+            trace_id, flags = current[TRACE_ID], current[TRACE_FLAGS]
+        elif current is not None and current.is_valid:
+            valid, trace_id, flags = True, current.trace_id, current.trace_flags
         else:
-            valid = current is not None and current.is_valid
+            valid = False
         if valid:
             parent = current
-            if current.__class__ is _TupleContext:
-                trace_id, flags = current[TRACE_ID], current[TRACE_FLAGS]
-            else:
-                trace_id, flags = current.trace_id, current.trace_flags
             random_trace_id = bool(flags & _RANDOM)
         else:
             trace_id = ids.generate_trace_id()

@@ -23,15 +23,16 @@ from opentelemetry.sdk.trace.sampling import (
     ParentBasedTraceIdRatio,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import SpanContext, TraceFlags
+from opentelemetry.trace import SpanContext
 
-from chanx.telemetry.current_span import IS_REMOTE, TRACE_FLAGS, TUPLE_SPAN_CONTEXT
+from chanx.telemetry.current_span import (
+    INDEXED_SPAN_CONTEXT,
+    IS_REMOTE,
+    SAMPLED,
+    TRACE_FLAGS,
+)
 
 __all__ = ["Decide", "inline_decider"]
-
-_SAMPLED = TraceFlags.SAMPLED
-# A parent of exactly this class is read by index (see current_span).
-_TupleContext: type[SpanContext] | None = SpanContext if TUPLE_SPAN_CONTEXT else None
 
 #: ``decide(parent, trace_id) -> sampled``; ``parent`` is a valid span
 #: context or None. Sampled spans record, others do not (these samplers
@@ -94,8 +95,8 @@ def inline_decider(sampler: Any) -> Decide | None:
     def decide(parent: SpanContext | None, trace_id: int) -> bool:
         if parent is None:
             return root(trace_id)
-        if parent.__class__ is _TupleContext:
-            remote, sampled = parent[IS_REMOTE], parent[TRACE_FLAGS] & _SAMPLED
+        if parent.__class__ is INDEXED_SPAN_CONTEXT:
+            remote, sampled = parent[IS_REMOTE], parent[TRACE_FLAGS] & SAMPLED
         else:
             remote, sampled = parent.is_remote, parent.trace_flags.sampled
         if remote:

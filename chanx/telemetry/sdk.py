@@ -52,7 +52,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from chanx.drain import on_shutdown
-from chanx.telemetry.current_span import TRACE_FLAGS, TUPLE_SPAN_CONTEXT
+from chanx.telemetry.current_span import INDEXED_SPAN_CONTEXT, SAMPLED, TRACE_FLAGS
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -76,11 +76,6 @@ SHUTDOWN_TIMEOUT_ENV = "CHANX_TELEMETRY_SHUTDOWN_TIMEOUT"
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
-_SAMPLED = trace.TraceFlags.SAMPLED
-# A span context of exactly this class is read by index (see current_span).
-_TupleContext: type[trace.SpanContext] | None = (
-    trace.SpanContext if TUPLE_SPAN_CONTEXT else None
-)
 
 
 class _FailsafeExporter(SpanExporter):
@@ -166,8 +161,8 @@ class BoundedSpanProcessor(BatchSpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         # BatchSpanProcessor.on_end, with the count: runs once per frame.
         context = span.context
-        if context.__class__ is _TupleContext:
-            sampled = context[TRACE_FLAGS] & _SAMPLED
+        if context.__class__ is INDEXED_SPAN_CONTEXT:
+            sampled = context[TRACE_FLAGS] & SAMPLED
         else:
             sampled = context and context.trace_flags.sampled
         if not sampled:
