@@ -156,7 +156,9 @@ class BenchServer:
         Raises:
             RuntimeError: The process exited or did not answer in time.
         """
-        deadline = time.monotonic() + (timeout or self.startup_timeout)
+        if timeout is None:
+            timeout = self.startup_timeout
+        deadline = time.monotonic() + timeout
         while True:
             assert self.process is not None, "start() first"
             if self.process.poll() is not None:

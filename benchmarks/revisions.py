@@ -25,17 +25,19 @@ minute or two; the worktree is removed afterwards).
 ``BENCH_COUNT=instructions`` counts instead of timing: every server runs
 under valgrind's callgrind (:mod:`benchmarks.callgrind`) and the report is
 the instructions each executed per unit (all its threads, the span export
-included: ``GET /gc`` flushes the queued spans, and collects garbage, before
-counting starts and before it ends), for one round (``BENCH_ROUNDS``) of a smaller workload: 10 clients x
-300 round trips, 50 clients x 60 sends, 1,000 pipelined frames. Two runs of
-the same code read within about 1% of each other, where CPU time reads
-within 5%: use it to see a small change. Servers start in a minute or two.
+included: ``GET /gc`` flushes the queued spans, and collects garbage,
+before counting starts and before it ends), for one round
+(``BENCH_ROUNDS``) of a smaller workload: 10 clients x 300 round trips,
+50 clients x 60 sends, 1,000 pipelined frames. Two runs of the same code
+read within about 1% of each other, where CPU time reads within 5%: use it
+to see a small change. Servers start in a minute or two.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import statistics
 import subprocess
@@ -259,12 +261,11 @@ def main() -> None:
             with serving(served.server for served in servers.values()):
                 if COUNT == "instructions":
                     counted = asyncio.run(count(servers, Path(tmp)))
+                    show = functools.partial(report_counts, counted)
                 else:
                     samples = asyncio.run(measure(servers))
-        if COUNT == "instructions":
-            report_counts(counted)
-        else:
-            report(samples)
+                    show = functools.partial(report, samples)
+        show()
     finally:
         sink.stop()
 
