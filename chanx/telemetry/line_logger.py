@@ -24,6 +24,8 @@ from typing import Any
 import structlog
 from structlog.exceptions import DropEvent
 
+from chanx.telemetry.line_templates import templated_line
+from chanx.telemetry.log_chain import EventChain
 from chanx.telemetry.rendering import json_renderer
 
 __all__ = ["line_logger_class"]
@@ -47,6 +49,11 @@ def _direct(name: str, generic: _Method) -> _Method:
         processors = self._processors
         if args or len(processors) != 2 or processors[1] is not json_renderer:
             return generic(self, event, *args, **kw)
+        chain = processors[0]
+        if chain.__class__ is EventChain:
+            line = templated_line(self, chain, name, event, kw)
+            if line is not None:
+                return getattr(self._logger, name)(line)
         # What _process_event builds: the bound context, the keywords, event.
         event_dict = self._context.copy()
         event_dict.update(kw)
@@ -54,7 +61,7 @@ def _direct(name: str, generic: _Method) -> _Method:
             event_dict["event"] = event
         logger = self._logger
         try:
-            line = json_renderer(logger, name, processors[0](logger, name, event_dict))
+            line = json_renderer(logger, name, chain(logger, name, event_dict))
         except DropEvent:
             return None
         return getattr(logger, name)(line)
@@ -71,9 +78,11 @@ def line_logger_class(level: int) -> type[Any]:
         level: The least level logged, as a number (``logging.INFO``).
     """
     base: type[Any] = structlog.make_filtering_bound_logger(level)
-    methods = {
+    methods: dict[str, Any] = {
         name: _direct(name, getattr(base, name))
         for number, name in _METHODS
         if number >= level
     }
+    # Per bound logger, once set (chanx.telemetry.line_templates).
+    methods.update(_chanx_lines=None, _chanx_seen=0)
     return type(f"ChanxLineLogger{level}", (base,), methods)

@@ -26,8 +26,12 @@ from chanx.telemetry.rendering import IsoTimestamp
 __all__ = ["EventChain", "TraceIds", "context_var"]
 
 _PREFIX_LENGTH = len(structlog.contextvars.STRUCTLOG_KEY_PREFIX)
+_Pairs = tuple[tuple[str, contextvars.ContextVar[Any]], ...]
+_get = contextvars.ContextVar.get
 # What structlog's add_log_level writes for its method aliases.
 _LEVEL_NAMES = {"warn": "warning", "exception": "error"}
+# Keys whose lines EventChain.template() leaves to the full chain.
+_UNTEMPLATED = frozenset({"trace_id", "span_id", "stack_info", "exc_info", "_record"})
 
 
 def context_var(key: str) -> contextvars.ContextVar[Any]:
@@ -50,29 +54,45 @@ class _ContextVars:
     registry of. Without that registry (another structlog), it falls back.
     """
 
-    __slots__ = ("_registry", "_vars")
+    __slots__ = ("_registry", "_variables", "_vars")
 
     def __init__(self) -> None:
         registry = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
         self._registry: dict[str, contextvars.ContextVar[Any]] | None = (
             registry if isinstance(registry, dict) else None
         )
-        self._vars: tuple[tuple[str, contextvars.ContextVar[Any]], ...] = ()
+        self._vars: _Pairs = ()
+        self._variables: tuple[contextvars.ContextVar[Any], ...] = ()
+
+    def _pairs(self, registry: dict[str, contextvars.ContextVar[Any]]) -> _Pairs:
+        pairs = self._vars
+        # The registry only grows (a variable per key ever bound); tuple()
+        # copies it without running Python code, so no thread can resize it
+        # in between.
+        if len(pairs) != len(registry):
+            pairs = tuple(
+                (name[_PREFIX_LENGTH:], var) for name, var in tuple(registry.items())
+            )
+            self._vars, self._variables = pairs, tuple(var for _, var in pairs)
+        return pairs
+
+    def values(self) -> tuple[Any, ...] | None:
+        """Every variable's value (``Ellipsis`` when unbound), in a fixed
+        order; None without the registry."""
+        registry = self._registry
+        if registry is None:
+            return None
+        if len(self._vars) != len(registry):
+            self._pairs(registry)
+        # structlog's variables default to Ellipsis: get() never raises.
+        return tuple(map(_get, self._variables))
 
     def merge(self, event_dict: EventDict) -> None:
         registry = self._registry
         if registry is None:
             structlog.contextvars.merge_contextvars(None, "", event_dict)
             return
-        pairs = self._vars
-        # The registry only grows (a variable per key ever bound); tuple()
-        # copies it without running Python code, so no thread can resize it
-        # in between.
-        if len(pairs) != len(registry):
-            pairs = self._vars = tuple(
-                (name[_PREFIX_LENGTH:], var) for name, var in tuple(registry.items())
-            )
-        for key, var in pairs:
+        for key, var in self._pairs(registry):
             value = var.get()
             if value is not Ellipsis and key not in event_dict:
                 event_dict[key] = value
@@ -105,27 +125,41 @@ class TraceIds:
     __slots__ = ("_last",)
 
     def __init__(self) -> None:
-        # (OpenTelemetry context, its span's ids or None), replaced as one.
-        self._last: tuple[Any, tuple[str, str] | None] = (None, None)
+        # (OpenTelemetry context, its span's ids or None, the ids as the end
+        # of a JSON object), replaced as one.
+        self._last: tuple[Any, tuple[str, str] | None, str] = (None, None, "")
 
-    def add(self, event_dict: EventDict) -> None:
-        """Add the ids of the active valid span to ``event_dict``, if any."""
+    def _current(self) -> tuple[Any, tuple[str, str] | None, str]:
         api = _opentelemetry()
         if api is None:
-            return
+            return self._last  # never set: no ids
         get_context, get_span = api
         try:
             context = get_context()
             last = self._last
             if last[0] is not context:
                 ids = _ids(get_span(context).get_span_context())
-                last = self._last = (context, ids)
+                last = self._last = (context, ids, _json_fields(ids))
         except Exception:  # logging must go on whatever the tracer does
-            return
-        ids = last[1]
+            return (None, None, "")
+        return last
+
+    def add(self, event_dict: EventDict) -> None:
+        """Add the ids of the active valid span to ``event_dict``, if any."""
+        ids = self._current()[1]
         if ids is not None:
             event_dict.setdefault("trace_id", ids[0])
             event_dict.setdefault("span_id", ids[1])
+
+    def json_fields(self) -> str:
+        """What :meth:`add` adds, as JSON fields to end an object with
+        (``,"trace_id":"…","span_id":"…"``), or ``""``."""
+        return self._current()[2]
+
+
+def _json_fields(ids: tuple[str, str] | None) -> str:
+    # Hex digits: nothing to escape.
+    return "" if ids is None else f',"trace_id":"{ids[0]}","span_id":"{ids[1]}"'
 
 
 class EventChain:
@@ -156,12 +190,61 @@ class EventChain:
     def __call__(
         self, logger: WrappedLogger, method_name: str, event_dict: EventDict
     ) -> EventDict:
+        self._add_fields(logger, method_name, event_dict, self._timestamp.now())
+        self._trace_ids.add(event_dict)
+        return self._finish(logger, method_name, event_dict)
+
+    def template(
+        self,
+        logger: WrappedLogger,
+        method_name: str,
+        event_dict: EventDict,
+        timestamp: str,
+    ) -> EventDict | None:
+        """What calling the chain returns, with ``timestamp`` for the time
+        and without trace ids (:meth:`trace_fields` has them).
+
+        Returns:
+            None for an event dict with trace ids of its own, a stack or an
+            exception to render, or a stdlib record: they are not lines
+            that differ only in time and trace ids.
+        """
+        if not _UNTEMPLATED.isdisjoint(event_dict):
+            return None
+        self._add_fields(logger, method_name, event_dict, timestamp)
+        if not _UNTEMPLATED.isdisjoint(event_dict):  # from a context variable
+            return None
+        return self._redact(logger, method_name, event_dict)
+
+    def now(self) -> str:
+        """The ``timestamp`` a line written now gets."""
+        return self._timestamp.now()
+
+    def trace_fields(self) -> str:
+        """The trace ids a line written now gets, as the end of a JSON object."""
+        return self._trace_ids.json_fields()
+
+    def context_values(self) -> tuple[Any, ...] | None:
+        """The values of structlog's context variables, all of them in a fixed
+        order (None when structlog does not list them)."""
+        return self._context.values()
+
+    def _add_fields(
+        self,
+        logger: WrappedLogger,
+        method_name: str,
+        event_dict: EventDict,
+        timestamp: str,
+    ) -> None:
         self._context.merge(event_dict)
         event_dict["level"] = _LEVEL_NAMES.get(method_name, method_name)
         record = event_dict.get("_record")
         event_dict["logger"] = logger.name if record is None else record.name
-        event_dict["timestamp"] = self._timestamp.now()
-        self._trace_ids.add(event_dict)
+        event_dict["timestamp"] = timestamp
+
+    def _finish(
+        self, logger: WrappedLogger, method_name: str, event_dict: EventDict
+    ) -> EventDict:
         if "stack_info" in event_dict:
             event_dict = self._stack(logger, method_name, event_dict)
         if "exc_info" in event_dict:
