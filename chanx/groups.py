@@ -11,7 +11,7 @@ and encoded by the receiver's codec.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 from typing_extensions import NotRequired
 
@@ -51,6 +51,20 @@ class GroupMessagePayload(TypedDict):
     meta: NotRequired[str]
 
 
+class _ImmutableValues(dict[str, Any]):
+    """A payload whose values are all immutable: text, flags, None.
+
+    The in-memory channel layer deep-copies a message once per member; for
+    such values a new dict is that deep copy, made without ``deepcopy``'s
+    walk over every key and value. Redis (msgpack) and pickle see a dict.
+    """
+
+    __slots__ = ()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return dict(self)
+
+
 def build_group_payload(
     text: str,
     *,
@@ -62,18 +76,18 @@ def build_group_payload(
     meta: dict[str, str],
 ) -> GroupMessagePayload:
     """Assemble the channel-layer payload for the JSON object ``text``."""
-    payload: GroupMessagePayload = {
-        "type": GROUP_MESSAGE_TYPE,
-        "text": text,
-        "action": action,
-        "kind": kind,
-        "exclude_current": exclude_current,
-        "from_channel": from_channel,
-        "from_user_pk": from_user_pk,
-    }
+    values = _ImmutableValues(
+        type=GROUP_MESSAGE_TYPE,
+        text=text,
+        action=action,
+        kind=kind,
+        exclude_current=exclude_current,
+        from_channel=from_channel,
+        from_user_pk=from_user_pk,
+    )
     if meta:
-        payload["meta"] = carrier_text(meta)
-    return payload
+        values["meta"] = carrier_text(meta)
+    return cast(GroupMessagePayload, values)
 
 
 def is_well_formed(payload: GroupMessagePayload) -> bool:

@@ -7,8 +7,10 @@ used: these tests compare the two for generated content.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
+import msgpack  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -137,3 +139,24 @@ def test_the_sender_is_excluded_only_when_asked() -> None:
 def test_content_json_cannot_encode_is_refused_before_anything_is_sent() -> None:
     with pytest.raises(TypeError):
         plain_json({"when": object()})
+
+
+def test_each_member_gets_its_own_copy_of_every_value() -> None:
+    # The in-memory layer deep-copies a message per member; Redis packs it.
+    original = build_group_payload(
+        '{"action":"chat","payload":{"tags":["a"]}}',
+        action="chat",
+        kind="message",
+        exclude_current=True,
+        from_channel="sender",
+        from_user_pk=None,
+        meta={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
+    )
+    copied = copy.deepcopy(original)
+    assert copied == original
+    assert copied is not original
+    copied["text"] = "{}"
+    assert original["text"] == '{"action":"chat","payload":{"tags":["a"]}}'
+    # Why a copy of the dict is a deep copy: nothing in it can change.
+    assert {type(value) for value in original.values()} <= {str, bool, type(None)}
+    assert msgpack.unpackb(msgpack.packb(original)) == dict(original)
