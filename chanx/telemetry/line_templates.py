@@ -9,15 +9,16 @@ ids: no event dict, redaction or JSON encoding per line.
 
 The key of a line is everything else it is made of: the chain, the level,
 the event, the keywords and the context variables' values, each with its
-type (``1`` and ``True`` are equal keys but different JSON). A bound
+type (``1`` and ``True`` are equal keys but different JSON). Only text,
+integers, booleans and None make a key: ``-0.0 == 0.0``, and a container
+may hold either, so lines with other values take the full chain. A bound
 logger's context takes part through the logger itself: structlog never
 changes a bound context in place (``bind()`` makes a new logger).
 
 Memory: a bound logger keeps nothing until one of its lines repeats, then
 at most :data:`MAX_LINES` rendered lines, so an idle connection (a few
-distinct lines) costs a small integer. Lines that cannot be keyed (an
-unhashable value) or templated (their own trace ids, a stack, an exception)
-take the full chain every time.
+distinct lines) costs a small integer. Lines that cannot be templated
+(their own trace ids, a stack, an exception) take the full chain every time.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ _RENDERED_STAND_IN = json.dumps(_STAND_IN)[1:-1]
 # repeat (a size in the keywords) rarely look repeated.
 _SEEN_BITS = 64
 _SEEN_LIMIT = 32
+# Types whose equal values render the same JSON (with the type in the key:
+# True == 1). Not float (-0.0 == 0.0) nor containers (they may hold one);
+# Ellipsis marks an unbound context variable.
+_KEYABLE = frozenset({str, int, bool, type(None), type(Ellipsis)})
 # In the cache for a key that cannot be templated: use the full chain.
 _FULL_CHAIN = ("", "")
 
@@ -60,7 +65,11 @@ def templated_line(
         chain: Its first processor (the second is ``json_renderer``).
     """
     values = chain.context_values()
-    if values is None:
+    if values is None or event.__class__ not in _KEYABLE:
+        return None
+    value_types = tuple(map(type, values))
+    kw_types = tuple(map(type, kw.values()))
+    if not (_KEYABLE.issuperset(value_types) and _KEYABLE.issuperset(kw_types)):
         return None
     key = (
         chain,
@@ -68,17 +77,14 @@ def templated_line(
         event,
         event.__class__,
         values,
-        tuple(map(type, values)),
+        value_types,
         tuple(kw.items()),
-        tuple(map(type, kw.values())),
+        kw_types,
     )
     lines: dict[Any, _Halves] | None = bound._chanx_lines
-    try:
-        halves = lines.get(key) if lines is not None else None
-        if halves is None:
-            halves = _learn(bound, key, chain, method_name, event, kw)
-    except TypeError:  # an unhashable value: no key
-        return None
+    halves = lines.get(key) if lines is not None else None
+    if halves is None:
+        halves = _learn(bound, key, chain, method_name, event, kw)
     if halves is None or halves is _FULL_CHAIN:
         return None
     return f"{halves[0]}{chain.now()}{halves[1]}{chain.trace_fields()}}}"

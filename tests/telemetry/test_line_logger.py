@@ -163,6 +163,10 @@ REPEATED: list[Call] = [
     lambda log: log.info("count", n=1),
     lambda log: log.info("count", n=True),  # a key equal to n=1's
     lambda log: log.info("count", n="1"),
+    lambda log: log.info("ratio", r=0.0),
+    lambda log: log.info("ratio", r=-0.0),  # a key equal to r=0.0's, same type
+    lambda log: log.info("pair", p=(0.0, 1)),
+    lambda log: log.info("pair", p=(-0.0, 1)),
     lambda log: log.info("groups", groups=["a", "b"]),  # no key: unhashable
     lambda log: log.info("stand-in", text="\x00chanx-timestamp\x00"),
     lambda log: log.info("own_ids", trace_id="f" * 32),
@@ -199,7 +203,7 @@ def test_repeated_lines_are_the_ones_structlog_writes(in_span: bool) -> None:
     assert [r[0]["action"] for r in rounds] == ["ping", "ping", "ping"]
     assert [r[2]["n"] for r in rounds] == [1, 1, 1]
     assert [r[3]["n"] is True for r in rounds] == [True, True, True]
-    assert [r[8]["token"] for r in rounds] == [REDACTED] * 3
+    assert [r[12]["token"] for r in rounds] == [REDACTED] * 3
     span_ids = {r[0].get("span_id") for r in rounds}
     assert span_ids == {None} if not in_span else len(span_ids - {None}) == 3
 
