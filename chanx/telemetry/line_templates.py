@@ -15,9 +15,9 @@ may hold either, so lines with other values take the full chain. A bound
 logger's context takes part through the logger itself: structlog never
 changes a bound context in place (``bind()`` makes a new logger).
 
-Memory: a bound logger keeps nothing until one of its lines repeats, then
-at most :data:`MAX_LINES` rendered lines, so an idle connection (a few
-distinct lines) costs a small integer. Lines that cannot be templated
+Memory: a bound logger keeps nothing for its first few lines, then a bit
+per line until one repeats, then at most :data:`MAX_LINES` rendered lines;
+an idle connection (a few opening lines) keeps nothing. Lines that cannot be templated
 (their own trace ids, a stack, an exception) take the full chain every time.
 """
 
@@ -38,9 +38,14 @@ MAX_LINES = 16
 # (control characters escaped) cannot come out of any other value's.
 _STAND_IN = "\x00chanx-timestamp\x00"
 _RENDERED_STAND_IN = json.dumps(_STAND_IN)[1:-1]
-# A line is templated on its second sighting: one bit per key hash records
-# the first. Forgotten when half the bits are set, so lines that never
-# repeat (a size in the keywords) rarely look repeated.
+# A logger's first lines are only counted: an idle connection logs its
+# opening lines and no more, and keeps nothing for them.
+_QUIET_LINES = 4
+# After those, a line is templated on its second sighting: one bit per key
+# hash records the first, above the count's bits. Forgotten when half the
+# bits are set, so lines that never repeat (a size in the keywords) rarely
+# look repeated.
+_FIRST_BIT = _QUIET_LINES.bit_length()
 _SEEN_BITS = 64
 _SEEN_LIMIT = 32
 # Types whose equal values render the same JSON (with the type in the key:
@@ -99,10 +104,15 @@ def _learn(
     kw: dict[str, Any],
 ) -> _Halves | None:
     """The halves of a line seen before (None on its first sighting)."""
-    bit = 1 << (hash(key) % _SEEN_BITS)
     seen: int = bound._chanx_seen
+    if seen < _QUIET_LINES:
+        # Only counted: small integers take no memory.
+        bound._chanx_seen = seen + 1
+        return None
+    bit = 1 << (_FIRST_BIT + hash(key) % _SEEN_BITS)
     if not seen & bit:
-        bound._chanx_seen = 0 if seen.bit_count() >= _SEEN_LIMIT else seen | bit
+        forget = seen.bit_count() >= _SEEN_LIMIT
+        bound._chanx_seen = _QUIET_LINES if forget else seen | bit
         return None
     halves = _render_halves(bound, chain, method_name, event, kw)
     lines: dict[Any, _Halves] | None = bound._chanx_lines
