@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from structlog.exceptions import DropEvent
 
-from chanx.telemetry.line_templates import templated_line
+from chanx.telemetry.line_templates import event_dict_of, templated_line
 from chanx.telemetry.log_chain import EventChain
 from chanx.telemetry.rendering import json_renderer
 
@@ -54,11 +54,7 @@ def _direct(name: str, generic: _Method) -> _Method:
             line = templated_line(self, chain, name, event, kw)
             if line is not None:
                 return getattr(self._logger, name)(line)
-        # What _process_event builds: the bound context, the keywords, event.
-        event_dict = self._context.copy()
-        event_dict.update(kw)
-        if event is not None:
-            event_dict["event"] = event
+        event_dict = event_dict_of(self, event, kw)
         logger = self._logger
         try:
             line = json_renderer(logger, name, chain(logger, name, event_dict))

@@ -29,7 +29,7 @@ from typing import Any
 from chanx.telemetry.log_chain import EventChain
 from chanx.telemetry.rendering import json_renderer
 
-__all__ = ["MAX_LINES", "templated_line"]
+__all__ = ["MAX_LINES", "event_dict_of", "templated_line"]
 
 #: Rendered lines kept per bound logger (emptied when full).
 MAX_LINES = 16
@@ -56,6 +56,16 @@ _KEYABLE = frozenset({str, int, bool, type(None), type(Ellipsis)})
 _FULL_CHAIN = ("", "")
 
 _Halves = tuple[str, str]
+
+
+def event_dict_of(bound: Any, event: Any, kw: dict[str, Any]) -> dict[str, Any]:
+    """What structlog's ``_process_event`` builds for ``bound.info(event, **kw)``:
+    the bound context, the keywords, then ``event`` (unless None)."""
+    event_dict: dict[str, Any] = bound._context.copy()
+    event_dict.update(kw)
+    if event is not None:
+        event_dict["event"] = event
+    return event_dict
 
 
 def templated_line(
@@ -125,11 +135,8 @@ def _learn(
 def _render_halves(
     bound: Any, chain: EventChain, method_name: str, event: Any, kw: dict[str, Any]
 ) -> _Halves:
-    # What the bound logger's full path builds, with the stand-in for time.
-    event_dict = bound._context.copy()
-    event_dict.update(kw)
-    if event is not None:
-        event_dict["event"] = event
+    # What the bound logger's full path renders, with the stand-in for time.
+    event_dict = event_dict_of(bound, event, kw)
     logger = bound._logger
     rendered = chain.template(logger, method_name, event_dict, _STAND_IN)
     if rendered is None:

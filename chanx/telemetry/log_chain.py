@@ -209,10 +209,9 @@ class EventChain:
             exception to render, or a stdlib record: they are not lines
             that differ only in time and trace ids.
         """
-        if not _UNTEMPLATED.isdisjoint(event_dict):
-            return None
         self._add_fields(logger, method_name, event_dict, timestamp)
-        if not _UNTEMPLATED.isdisjoint(event_dict):  # from a context variable
+        # Checked after the context variables are merged: they may add one.
+        if not _UNTEMPLATED.isdisjoint(event_dict):
             return None
         return self._redact(logger, method_name, event_dict)
 
