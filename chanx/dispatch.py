@@ -20,7 +20,7 @@ is the receive cancelled (logged as ``layer_receive_cancelled``).
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextvars
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, TypedDict
 
@@ -64,17 +64,20 @@ async def dispatch_messages(consumer: Any, receive: Source) -> None:
             with a layer, ``channel_name``.
         receive: The ASGI ``receive`` callable.
     """
-    sources: list[Source] = [receive]
-    if consumer.channel_layer is not None:
-        # The layer's own receive, not chanx.faults.receive_from_layer: one
-        # coroutine less for every idle connection. A failure is waited out
-        # below, as receive_from_layer would.
-        sources.append(functools.partial(_layer_receive, consumer))
     finished = _Finished(asyncio.get_running_loop())
-    tasks = [finished.start(source()) for source in sources]
+    tasks = [finished.start(receive())]
+    # The layer's own receive, not chanx.faults.receive_from_layer: one
+    # coroutine less for every idle connection. A failure is waited out
+    # below, as receive_from_layer would.
+    with_layer = consumer.channel_layer is not None
+    if with_layer:
+        tasks.append(finished.start(_layer_receive(consumer)))
+    ready = finished.ready
     try:
         while True:
-            task = await finished.next()
+            while not ready:
+                await finished.waiter()
+            task = ready.pop(0)
             index = 0 if task is tasks[0] else 1
             failure = task.exception() if index else None
             if isinstance(failure, Exception):
@@ -82,7 +85,8 @@ async def dispatch_messages(consumer: Any, receive: Source) -> None:
                 continue
             message = task.result()
             await consumer.dispatch(message)
-            tasks[index] = finished.start(sources[index]())
+            source = _layer_receive(consumer) if index else receive()
+            tasks[index] = finished.start(source)
     finally:
         await _cancel(tasks[0])
         if len(tasks) > 1:
@@ -94,41 +98,43 @@ class _Finished:
 
     What ``asyncio.wait(FIRST_COMPLETED)`` did, for less per message: it
     adds and removes a done callback on every task and builds two sets each
-    time; here a task gets one callback for its life, which queues it.
+    time; here a task gets one callback for its life, which queues it in
+    :attr:`ready`. An idle connection keeps two tasks and one waiter: the
+    instance is the tasks' callback (no bound method per task), run in one
+    context of its own (no copy of the caller's per task), and waiting is
+    awaiting :meth:`waiter` (no coroutine of its own).
     """
 
-    __slots__ = ("_loop", "_ready", "_waiter")
+    __slots__ = ("_context", "_loop", "_waiter", "ready")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         # A list, not a deque: it holds at most two tasks, and an empty
         # deque costs every idle connection over half a KiB.
-        self._ready: list[asyncio.Future[dict[str, Any]]] = []
+        self.ready: list[asyncio.Future[dict[str, Any]]] = []
         self._waiter: asyncio.Future[None] | None = None
+        # Reads no context variable; one context per connection, not per
+        # task: a context shared across threads could be entered twice.
+        self._context = contextvars.Context()
 
     def start(
         self, receive: Awaitable[dict[str, Any]]
     ) -> asyncio.Future[dict[str, Any]]:
-        """Run ``receive`` as a task that :meth:`next` returns once it finishes."""
+        """Run ``receive`` as a task that lands in :attr:`ready` once it finishes."""
         task = asyncio.ensure_future(receive)
-        task.add_done_callback(self._finished)
+        task.add_done_callback(self, context=self._context)
         return task
 
-    def _finished(self, task: asyncio.Future[dict[str, Any]]) -> None:
-        self._ready.append(task)
-        waiter = self._waiter
+    def __call__(self, task: asyncio.Future[dict[str, Any]]) -> None:
+        self.ready.append(task)
+        waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def next(self) -> asyncio.Future[dict[str, Any]]:
-        """The next finished task, in the order they finished."""
-        while not self._ready:
-            self._waiter = self._loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._ready.pop(0)
+    def waiter(self) -> asyncio.Future[None]:
+        """A future done when the next task finishes."""
+        waiter = self._waiter = self._loop.create_future()
+        return waiter
 
 
 def _layer_receive(consumer: Any) -> Awaitable[dict[str, Any]]:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
+import tracemalloc
 from typing import Any
 
 import pytest
 from channels.exceptions import StopConsumer
 from channels.layers import InMemoryChannelLayer
+from channels.utils import await_many_dispatch
 
 from chanx.dispatch import dispatch_messages
 
@@ -120,3 +124,58 @@ async def test_without_a_layer_only_the_client_is_read() -> None:
     with pytest.raises(StopConsumer):
         await run(consumer, client)
     assert consumer.seen == ["a", "b", "stop"]
+
+
+async def _idle_loops_bytes(loop_factory: Any, count: int, module: str) -> int:
+    """Bytes ``count`` idle dispatch loops (client and layer waiting) keep,
+    counting what was allocated with ``module`` on the stack."""
+    layer = InMemoryChannelLayer()
+    clients: list[asyncio.Queue[dict[str, Any]]] = [
+        asyncio.Queue() for _ in range(count)
+    ]
+    consumers = [Consumer(layer) for _ in range(count)]
+    for index, consumer in enumerate(consumers):
+        consumer.channel_name = f"inbox.{index}"
+    gc.collect()
+    tracemalloc.start(25)
+    try:
+        tasks = [
+            asyncio.create_task(loop_factory(consumer, client))
+            for consumer, client in zip(consumers, clients, strict=True)
+        ]
+        for _ in range(5):  # every loop reaches its wait
+            await asyncio.sleep(0)
+        gc.collect()
+        snapshot = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    kept = snapshot.filter_traces([tracemalloc.Filter(True, module, all_frames=True)])
+    return sum(stat.size for stat in kept.statistics("filename"))
+
+
+async def test_an_idle_loop_keeps_less_than_channels_own() -> None:
+    # Every idle connection holds its dispatch loop: its tasks, their
+    # callbacks and what it waits on. Channels' await_many_dispatch is the
+    # yardstick (the issue's idle-memory target compares with plain Channels).
+    async def chanx_loop(consumer: Consumer, client: asyncio.Queue[Any]) -> None:
+        await dispatch_messages(consumer, client.get)
+
+    async def channels_loop(consumer: Consumer, client: asyncio.Queue[Any]) -> None:
+        receive = functools.partial(
+            consumer.channel_layer.receive, consumer.channel_name
+        )
+        await await_many_dispatch([client.get, receive], consumer.dispatch)
+
+    for loop, module in ((chanx_loop, "chanx"), (channels_loop, "channels")):
+        # Warm-up: first-use allocations (the layer's, asyncio's) are not
+        # per connection.
+        await _idle_loops_bytes(loop, 20, f"*/{module}/*.py")
+    count = 200
+    chanx_bytes = await _idle_loops_bytes(chanx_loop, count, "*/chanx/dispatch.py")
+    channels_bytes = await _idle_loops_bytes(
+        channels_loop, count, "*/channels/utils.py"
+    )
+    assert chanx_bytes < 0.75 * channels_bytes, (chanx_bytes, channels_bytes)
