@@ -164,9 +164,9 @@ async def test_an_idle_loop_keeps_less_than_channels_own() -> None:
         await dispatch_messages(consumer, client.get)
 
     async def channels_loop(consumer: Consumer, client: asyncio.Queue[Any]) -> None:
-        receive = functools.partial(
-            consumer.channel_layer.receive, consumer.channel_name
-        )
+        layer = consumer.channel_layer
+        assert layer is not None
+        receive = functools.partial(layer.receive, consumer.channel_name)
         await await_many_dispatch([client.get, receive], consumer.dispatch)
 
     for loop, module in ((chanx_loop, "chanx"), (channels_loop, "channels")):
