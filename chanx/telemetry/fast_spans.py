@@ -44,8 +44,8 @@ from chanx.telemetry.current_span import (
     TRACE_ID,
     span_in,
 )
-from chanx.telemetry.inline_sampler import inline_decider
-from chanx.telemetry.span_starter import StartSpan, ValidLinks
+from chanx.telemetry.inline_sampler import ask_sampler, inline_decider
+from chanx.telemetry.span_starter import StartSpan, valid_links
 
 __all__ = ["ChanxSpan", "sdk_starter"]
 
@@ -337,7 +337,7 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
             trace_state = None if parent is None else parent.trace_state
             span_attributes: Any = attributes
         else:
-            asked = _ask_sampler(sdk, context, trace_id, name, kind, attributes, links)
+            asked = ask_sampler(sdk, context, trace_id, name, kind, attributes, links)
             decision, trace_state, sampled, recording, span_attributes = asked
         span_context = SpanContext(
             trace_id,
@@ -356,7 +356,7 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
             sdk,
             kind,
             span_attributes,
-            _valid_links(links),
+            valid_links(links),
             end_metrics,
         )
         if quiet(processor):
@@ -402,61 +402,3 @@ def _all_quiet(processors: Any) -> bool:
         and not {"on_start", "_on_ending"} & set(getattr(p, "__dict__", ()))
         for p in processors
     )
-
-
-def _ask_sampler(
-    tracer: Any,
-    context: Context | None,
-    trace_id: int,
-    name: str,
-    kind: SpanKind,
-    attributes: dict[str, AttributeValue],
-    links: Sequence[Link] | None,
-) -> tuple[Decision, Any, bool, bool, Any]:
-    """What a sampler the inline decider does not know decides, as the SDK
-    applies it: the decision, trace state, sampled, recording and the span's
-    attributes."""
-    result = tracer.sampler.should_sample(
-        context, trace_id, name, kind, attributes, links
-    )
-    decision: Decision = result.decision
-    sampled, recording = _sampled_and_recording(decision)
-    span_attributes = _span_attributes(
-        result.attributes, attributes, tracer._span_limits
-    )
-    return decision, result.trace_state, sampled, recording, span_attributes
-
-
-def _sampled_and_recording(decision: Decision) -> tuple[bool, bool]:
-    # Decision.is_sampled() and is_recording(), which are untyped.
-    sampled = decision is _SAMPLED
-    return sampled, sampled or decision is Decision.RECORD_ONLY
-
-
-def _span_attributes(
-    sampled: Mapping[str, Any], ours: dict[str, AttributeValue], limits: Any
-) -> dict[str, AttributeValue] | BoundedAttributes:
-    # The SDK gives the span the sampler's attributes. The stock samplers
-    # pass chanx's through unchanged (and _roomy() checked that they fit);
-    # anything else is validated as usual.
-    if sampled == ours:
-        return ours
-    return BoundedAttributes(
-        limits.max_span_attributes,
-        sampled,
-        immutable=False,
-        max_value_len=limits.max_span_attribute_length,
-    )
-
-
-def _valid_links(links: Sequence[Link] | None) -> Sequence[Link]:
-    # An invalid context is dropped, as the SDK does. chanx's own links
-    # (ValidLinks, checked when built: one per connection or group message)
-    # are shared by their spans as they are (add_link() copies first).
-    if not links:
-        return ()
-    if links.__class__ is ValidLinks:
-        return links
-    if type(links) is tuple and len(links) == 1 and links[0].context.is_valid:
-        return links
-    return tuple(link for link in links if link.context.is_valid)

@@ -7,23 +7,27 @@ with a read-only copy of the attributes and two more lookups of the parent
 span in the context, on every frame. :func:`inline_decider` returns a
 function that takes the same decision from what the span starter already
 has; for any other sampler (a subclass, a user's delegate, a sampler that
-may add attributes or change the trace state) it returns None, and the
-sampler is asked as usual.
+may add attributes or change the trace state) it returns None, and
+:func:`ask_sampler` asks the sampler and applies its answer as the SDK does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
+    Decision,
     ParentBased,
     ParentBasedTraceIdRatio,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import Link, SpanContext, SpanKind
+from opentelemetry.util.types import AttributeValue
 
 from chanx.telemetry.current_span import (
     INDEXED_SPAN_CONTEXT,
@@ -32,7 +36,7 @@ from chanx.telemetry.current_span import (
     TRACE_FLAGS,
 )
 
-__all__ = ["Decide", "inline_decider"]
+__all__ = ["Decide", "ask_sampler", "inline_decider"]
 
 #: ``decide(parent, trace_id) -> sampled``; ``parent`` is a valid span
 #: context or None. Sampled spans record, others do not (these samplers
@@ -104,3 +108,48 @@ def inline_decider(sampler: Any) -> Decide | None:
         return local_sampled if sampled else local_unsampled
 
     return decide
+
+
+def ask_sampler(
+    tracer: Any,
+    context: Context | None,
+    trace_id: int,
+    name: str,
+    kind: SpanKind,
+    attributes: dict[str, AttributeValue],
+    links: Sequence[Link] | None,
+) -> tuple[Decision, Any, bool, bool, Any]:
+    """What a sampler :func:`inline_decider` does not know decides, as the
+    SDK applies it: the decision, trace state, sampled, recording and the
+    span's attributes."""
+    result = tracer.sampler.should_sample(
+        context, trace_id, name, kind, attributes, links
+    )
+    decision: Decision = result.decision
+    sampled, recording = _sampled_and_recording(decision)
+    span_attributes = _span_attributes(
+        result.attributes, attributes, tracer._span_limits
+    )
+    return decision, result.trace_state, sampled, recording, span_attributes
+
+
+def _sampled_and_recording(decision: Decision) -> tuple[bool, bool]:
+    # Decision.is_sampled() and is_recording(), which are untyped.
+    sampled = decision is Decision.RECORD_AND_SAMPLE
+    return sampled, sampled or decision is Decision.RECORD_ONLY
+
+
+def _span_attributes(
+    sampled: Mapping[str, Any], ours: dict[str, AttributeValue], limits: Any
+) -> dict[str, AttributeValue] | BoundedAttributes:
+    # The SDK gives the span the sampler's attributes. The stock samplers
+    # pass chanx's through unchanged (and fast_spans checked that they fit);
+    # anything else is validated as usual.
+    if sampled == ours:
+        return ours
+    return BoundedAttributes(
+        limits.max_span_attributes,
+        sampled,
+        immutable=False,
+        max_value_len=limits.max_span_attribute_length,
+    )

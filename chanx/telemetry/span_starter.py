@@ -26,7 +26,7 @@ from opentelemetry.util.types import AttributeValue
 
 from chanx import __version__
 
-__all__ = ["SpanStarter", "StartSpan", "ValidLinks"]
+__all__ = ["SpanStarter", "StartSpan", "ValidLinks", "valid_links"]
 
 _log = structlog.get_logger("chanx.telemetry")
 
@@ -50,6 +50,22 @@ class ValidLinks(tuple[Link, ...]):
 
     def __new__(cls, contexts: Iterable[SpanContext]) -> ValidLinks:
         return super().__new__(cls, (Link(c) for c in contexts if c.is_valid))
+
+
+def valid_links(links: Sequence[Link] | None) -> Sequence[Link]:
+    """``links`` without those to invalid contexts, as the SDK keeps them.
+
+    chanx's own (:class:`ValidLinks`, checked when built: one per connection
+    or group message) are shared by their spans as they are (a span's
+    ``add_link()`` copies first).
+    """
+    if not links:
+        return ()
+    if links.__class__ is ValidLinks:
+        return links
+    if type(links) is tuple and len(links) == 1 and links[0].context.is_valid:
+        return links
+    return tuple(link for link in links if link.context.is_valid)
 
 
 def _generic(tracer: Tracer) -> StartSpan:
