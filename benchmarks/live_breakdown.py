@@ -75,7 +75,8 @@ if os.environ.get("BENCH_CONFIGS"):
 
 
 async def measure(servers: dict[str, BenchServer]) -> dict[str, list[list[float]]]:
-    # Echo: [round trips/s, pipelined/s, server CPU us per round trip];
+    # Echo: [round trips/s, pipelined/s, server CPU us per round trip, the
+    # event loop thread's share of it];
     # fan-out: [deliveries/s, server CPU us and GC us per delivery, young
     # and full collections per 1,000 deliveries].
     rates: dict[str, list[list[float]]] = {
@@ -105,13 +106,16 @@ async def measure(servers: dict[str, BenchServer]) -> dict[str, list[list[float]
                     rates[name][column].append(count / delivered * 1000)
                 continue
             url = servers[name].ws_url + "/ws/chanx/echo/"
-            cpu_before = servers[name].cpu_seconds()
+            server = servers[name]
+            cpu_before, loop_before = server.cpu_seconds(), server.loop_cpu_seconds()
             rt = await clients.echo_round_trip(url, CLIENTS, FRAMES)
-            cpu_spent = servers[name].cpu_seconds() - cpu_before
+            cpu_spent = server.cpu_seconds() - cpu_before
+            loop_spent = server.loop_cpu_seconds() - loop_before
             pipe = await clients.echo_pipelined(url, PIPELINED)
             rates[name][0].append(rt.rate)
             rates[name][1].append(pipe.rate)
             rates[name][2].append(cpu_spent / (CLIENTS * FRAMES) * 1e6)
+            rates[name][3].append(loop_spent / (CLIENTS * FRAMES) * 1e6)
     return rates
 
 
@@ -151,17 +155,17 @@ def main() -> None:
     if WORKLOAD == "fanout":
         print_fanout(medians)
         return
-    base_rt, base_pipe, _ = medians["telemetry off"]
+    base_rt, base_pipe, *_ = medians["telemetry off"]
     print(
         f"\n{'configuration':30s}{'rt/s':>8s}{'+us/frame':>11s}{'cpu us/rt':>11s}"
-        f"{'pipe/s':>9s}{'+us/frame':>11s}"
+        f"{'loop us/rt':>12s}{'pipe/s':>9s}{'+us/frame':>11s}"
     )
-    for name, (rt, pipe, cpu_us) in medians.items():
+    for name, (rt, pipe, cpu_us, loop_us) in medians.items():
         # Round trips run 50 at a time: the server's time per frame is 1/rate.
         extra_rt = (1 / rt - 1 / base_rt) * 1e6
         extra_pipe = (1 / pipe - 1 / base_pipe) * 1e6
         print(
-            f"{name:30s}{rt:8.0f}{extra_rt:11.1f}{cpu_us:11.1f}"
+            f"{name:30s}{rt:8.0f}{extra_rt:11.1f}{cpu_us:11.1f}{loop_us:12.1f}"
             f"{pipe:9.0f}{extra_pipe:11.1f}"
         )
 

@@ -178,10 +178,14 @@ class BenchServer:
     def cpu_seconds(self) -> float:
         """CPU time (user + system, all threads) the server has used so far."""
         assert self.process is not None, "start() first"
-        stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        # Fields after the command name, which is in parentheses.
-        fields = stat.rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _stat_cpu_seconds(Path(f"/proc/{self.process.pid}/stat"))
+
+    def loop_cpu_seconds(self) -> float:
+        """CPU time of the server's main thread alone: uvicorn's event loop
+        (the rest is the span export thread and thread pools)."""
+        assert self.process is not None, "start() first"
+        pid = self.process.pid
+        return _stat_cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))
 
     def gc_stats(self) -> dict[str, list[float]]:
         """Collections per generation so far (``counts``) and their ``seconds``."""
@@ -291,3 +295,10 @@ def delete_redis_keys(prefix: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+def _stat_cpu_seconds(stat_file: Path) -> float:
+    """User + system seconds in a ``/proc`` ``stat`` file (process or thread)."""
+    # Fields after the command name, which is in parentheses.
+    fields = stat_file.read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
