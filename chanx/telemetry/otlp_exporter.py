@@ -15,6 +15,10 @@ nothing is dropped or altered; the first such batch is logged
 internals ``export`` needs (another version), the whole official ``export``
 is used, logged when the exporter is built
 (``otlp_fast_encoder_unavailable``).
+
+For a plain ``http://`` endpoint (no proxy, no session of the user's) the
+batches are posted by :class:`~chanx.telemetry.otlp_transport.PlainHTTPTransport`
+instead of ``requests`` (see :mod:`chanx.telemetry.otlp_transport`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,14 @@ except Exception as exc:  # pragma: no cover - depends on installed versions
 else:
     _UNAVAILABLE = None
 
+try:
+    from chanx.telemetry.otlp_transport import PlainHTTPTransport, plain_http_applies
+except ImportError:  # pragma: no cover - an exporter without pluggable transports
+    PlainHTTPTransport = None  # type: ignore[assignment,misc]
+
+# ``session`` is the official constructor's eighth positional parameter.
+_SESSION_POSITION = 7
+
 # What export() uses of the official exporter besides its public API.
 _INTERNALS = ("_shutdown", "_metrics", "_client", "_max_request_size")
 
@@ -78,6 +90,8 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
         fast: Whether ``export`` uses the fast encoder (False when the
             official exporter's internals are not the expected ones).
         fallbacks: Batches the fast encoder left to the official one.
+        plain_http: Whether batches are posted without ``requests``
+            (:mod:`chanx.telemetry.otlp_transport`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -87,6 +101,26 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
         self.fast = reason is None
         if reason is not None:
             _log.warning("otlp_fast_encoder_unavailable", reason=reason)
+        self.plain_http = self._post_plainly(args, kwargs)
+
+    def _post_plainly(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Swap ``requests`` for a plain ``http.client`` transport when it
+        has nothing to add (see :func:`plain_http_applies`)."""
+        if PlainHTTPTransport is None or "_transport" in kwargs:
+            return False
+        # A session of the user's may carry auth or adapters: keep it.
+        if len(args) > _SESSION_POSITION or kwargs.get("session") is not None:
+            return False
+        client = getattr(self, "_client", None)
+        official = getattr(client, "_transport", None)
+        endpoint = getattr(self, "_endpoint", None)
+        if official is None or not isinstance(endpoint, str):
+            return False
+        if not plain_http_applies(endpoint):
+            return False
+        client._transport = PlainHTTPTransport()  # type: ignore[union-attr]
+        official.close()
+        return True
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Send ``spans`` as one OTLP request, as the official exporter does."""
