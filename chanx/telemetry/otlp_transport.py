@@ -17,8 +17,10 @@ session of the user's (a credential provider).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
+import socket
 import threading
 import urllib.request
 from collections.abc import Mapping
@@ -79,7 +81,8 @@ class PlainHTTPTransport(BaseHTTPTransport):
     """One kept-alive ``http.client`` connection, reopened after any error.
 
     Requests are serialized (the batch processor exports one batch at a
-    time; a flush from another thread waits its turn).
+    time; a flush from another thread waits its turn); :meth:`close` does
+    not wait for one.
     """
 
     def __init__(self) -> None:
@@ -121,8 +124,24 @@ class PlainHTTPTransport(BaseHTTPTransport):
         return isinstance(exception, _CONNECTION_ERRORS)
 
     def close(self) -> None:
-        with self._lock:
-            self._close()
+        """Close the connection; end a request in flight rather than wait for it.
+
+        Shutdown closes the transport while the export thread may still wait
+        on a collector that does not answer (up to the export timeout): the
+        socket is shut down under it, and the request returns its error.
+        """
+        if self._lock.acquire(blocking=False):
+            try:
+                self._close()
+            finally:
+                self._lock.release()
+            return
+        connection = self._connection
+        sock = None if connection is None else connection.sock
+        if sock is not None:
+            # Wakes the blocked read; its error path closes the connection.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _open(
         self, url: str, timeout: float | None

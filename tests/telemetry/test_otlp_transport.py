@@ -185,3 +185,37 @@ def test_requests_stays_where_it_has_something_to_add(
     # ...unless NO_PROXY exempts it.
     monkeypatch.setenv("NO_PROXY", "collector.internal")
     assert plain_http_applies("http://collector.internal:4318/v1/traces")
+
+
+def test_closing_ends_a_request_the_collector_never_answers() -> None:
+    # Shutdown closes the transport while the export thread waits on a
+    # collector that accepted the connection and went quiet: the process
+    # must not wait out the export timeout.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        transport = PlainHTTPTransport()
+        results: list[Any] = []
+
+        def post() -> None:
+            results.append(
+                transport.request(
+                    "POST", f"http://127.0.0.1:{port}/v1/traces", timeout=30, data=b"x"
+                )
+            )
+
+        poster = threading.Thread(target=post, daemon=True)
+        poster.start()
+        peer, _ = listener.accept()
+        with peer:
+            peer.recv(65536)  # the request arrived; no answer comes
+            closer = threading.Thread(target=transport.close, daemon=True)
+            closer.start()
+            closer.join(5)
+            poster.join(5)
+    assert not closer.is_alive()
+    assert not poster.is_alive()
+    [result] = results
+    assert result.status_code is None
+    assert transport.is_connection_error(result.error)
