@@ -29,11 +29,10 @@ global tracer provider exists.
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -44,15 +43,17 @@ from opentelemetry.sdk.environment_variables import (
     OTEL_SDK_DISABLED,
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     SpanExporter,
-    SpanExportResult,
 )
 
 from chanx.drain import on_shutdown
-from chanx.telemetry.current_span import INDEXED_SPAN_CONTEXT, SAMPLED, TRACE_FLAGS
+from chanx.telemetry.span_export import (
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    BoundedSpanProcessor,
+    FailsafeExporter,
+)
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -69,120 +70,11 @@ _log = structlog.get_logger("chanx.telemetry")
 #: The OTLP protocols :func:`exporter_from_env` accepts.
 PROTOCOLS = ("http/protobuf", "grpc")
 
-#: Seconds :func:`shutdown` may take when neither argument nor environment says.
-DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 #: Environment variable overriding :data:`DEFAULT_SHUTDOWN_TIMEOUT`.
 SHUTDOWN_TIMEOUT_ENV = "CHANX_TELEMETRY_SHUTDOWN_TIMEOUT"
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
-
-
-class _FailsafeExporter(SpanExporter):
-    """Wraps an exporter so a failed export is counted and logged, never raised."""
-
-    def __init__(
-        self, inner: SpanExporter, on_failure: Callable[[], None] | None
-    ) -> None:
-        self._inner = inner
-        self._on_failure = on_failure
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = self._inner.export(spans)
-        except Exception as exc:
-            self._failed(type(exc).__name__, len(spans))
-            return SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
-            self._failed("export_failure", len(spans))
-        return result
-
-    def _failed(self, error_type: str, spans: int) -> None:
-        _log.warning(
-            "span_export_failed",
-            error_type=error_type,
-            spans=spans,
-            exporter=type(self._inner).__name__,
-        )
-        if self._on_failure is None:
-            return
-        try:
-            self._on_failure()
-        except Exception:
-            _log.error("export_failure_callback_failed", exc_info=True)
-
-    def shutdown(self, timeout_millis: float | None = None) -> None:
-        # The batch processor passes its remaining time when shutdown takes
-        # one; forward it to exporters that do (gRPC), so exit is not delayed.
-        try:
-            takes_timeout = (
-                "timeout_millis" in inspect.signature(self._inner.shutdown).parameters
-            )
-            if timeout_millis is not None and takes_timeout:
-                self._inner.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
-            else:
-                self._inner.shutdown()
-        except Exception:
-            _log.warning("span_exporter_shutdown_failed", exc_info=True)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        try:
-            return self._inner.force_flush(timeout_millis)
-        except Exception:
-            _log.warning("span_exporter_flush_failed", exc_info=True)
-            return False
-
-
-class BoundedSpanProcessor(BatchSpanProcessor):
-    """The SDK's batch processor, counting the spans its full queue drops and
-    giving up on shutdown after ``shutdown_timeout`` seconds.
-
-    The SDK drops a span ended while ``max_queue_size`` spans wait (a
-    collector that is slow or down) with one log line and no count; this
-    counts each one through ``on_drop``. Its ``shutdown()`` waits up to 30 s
-    whatever the exporter does; this one waits ``shutdown_timeout``.
-    """
-
-    def __init__(
-        self,
-        exporter: SpanExporter,
-        *,
-        on_drop: Callable[[], None] | None = None,
-        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(exporter, **kwargs)
-        self._on_drop = on_drop
-        self.shutdown_timeout = shutdown_timeout
-        # The SDK keeps the queue in its (private) BatchProcessor.
-        inner = self._batch_processor
-        self.max_queue_size: int = inner._max_queue_size
-
-    def on_end(self, span: ReadableSpan) -> None:
-        # BatchSpanProcessor.on_end, with the count: runs once per frame.
-        context = span.context
-        if context.__class__ is INDEXED_SPAN_CONTEXT:
-            sampled = context[TRACE_FLAGS] & SAMPLED
-        else:
-            sampled = context and context.trace_flags.sampled
-        if not sampled:
-            return
-        batch = self._batch_processor
-        if len(batch._queue) >= self.max_queue_size:
-            self._dropped()
-        batch.emit(span)
-
-    def _dropped(self) -> None:
-        if self._on_drop is None:
-            return
-        try:
-            self._on_drop()
-        except Exception:
-            _log.error("span_drop_callback_failed", exc_info=True)
-
-    def shutdown(self) -> None:
-        millis = math.ceil(self.shutdown_timeout * 1000)
-        self._batch_processor.shutdown(timeout_millis=millis)
 
 
 def shutdown_timeout_from_env() -> float:
@@ -277,7 +169,7 @@ def create_tracer_provider(
         resource = resource.merge(Resource({SERVICE_NAME: service_name}))
     # The SDK registers provider.shutdown (which flushes) at exit by default.
     provider = TracerProvider(resource=resource, **tracer_provider_kwargs)
-    failsafe = _FailsafeExporter(exporter or exporter_from_env(), on_export_failure)
+    failsafe = FailsafeExporter(exporter or exporter_from_env(), on_export_failure)
     if shutdown_timeout is None:
         shutdown_timeout = shutdown_timeout_from_env()
     processor = BoundedSpanProcessor(
