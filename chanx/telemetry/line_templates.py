@@ -79,23 +79,16 @@ def templated_line(
             (it keeps the halves).
         chain: Its first processor (the second is ``json_renderer``).
     """
-    values = chain.context_values()
-    if values is None or event.__class__ not in _KEYABLE:
+    context = chain.context_values()
+    if context is None or event.__class__ not in _KEYABLE:
         return None
-    value_types = tuple(map(type, values))
-    kw_types = tuple(map(type, kw.values()))
-    if not (_KEYABLE.issuperset(value_types) and _KEYABLE.issuperset(kw_types)):
+    # The context variables' values, then the keywords' (their names are in
+    # the key on their own), each with its type.
+    values = (*context, *kw.values())
+    types = tuple(map(type, values))
+    if not _KEYABLE.issuperset(types):
         return None
-    key = (
-        chain,
-        method_name,
-        event,
-        event.__class__,
-        values,
-        value_types,
-        tuple(kw.items()),
-        kw_types,
-    )
+    key = (chain, method_name, event, event.__class__, tuple(kw), values, types)
     lines: dict[Any, _Halves] | None = bound._chanx_lines
     halves = lines.get(key) if lines is not None else None
     if halves is None:
