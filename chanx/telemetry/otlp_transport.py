@@ -11,14 +11,15 @@ request line, headers and body in one ``send``, then the response.
 It is only a transport: the official client still decides the headers,
 compression, timeouts and retries, and calls :meth:`PlainHTTPTransport.request`
 once per attempt. :func:`plain_http_applies` says when ``requests`` has
-nothing to add: an ``http://`` endpoint without a proxy for it and without a
-session of the user's (a credential provider).
+nothing to add: an ``http://`` endpoint without a proxy for it, a netrc
+login for its host or a session of the user's (a credential provider).
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import netrc
 import os
 import socket
 import threading
@@ -50,17 +51,36 @@ def plain_http_applies(endpoint: str) -> bool:
     """Whether posting to ``endpoint`` needs nothing of ``requests``.
 
     False for ``https://`` (TLS settings), an endpoint the environment's
-    proxy settings route through a proxy, or a credential provider set.
+    proxy settings route through a proxy, a host with a login in the netrc
+    file ``requests`` would read, or a credential provider set.
     """
     parts = urlsplit(endpoint)
-    if parts.scheme != "http" or not parts.hostname:
+    host = parts.hostname
+    if parts.scheme != "http" or not host:
         return False
     if any(os.environ.get(name) for name in _CREDENTIAL_PROVIDERS):
         return False
+    if _netrc_login(host):
+        return False
     proxies = urllib.request.getproxies()
     if proxies.get("http") or proxies.get("all"):
-        return bool(urllib.request.proxy_bypass(parts.hostname))
+        return bool(urllib.request.proxy_bypass(host))
     return True
+
+
+def _netrc_login(host: str) -> bool:
+    """Whether ``requests`` would send a login from a netrc file to ``host``."""
+    # The files requests reads, in its order: the first that exists counts,
+    # and one that does not parse is ignored, as requests does.
+    named = os.environ.get("NETRC")
+    for name in [named] if named else ["~/.netrc", "~/_netrc"]:
+        path = os.path.expanduser(name)
+        if os.path.exists(path):
+            try:
+                return netrc.netrc(path).authenticators(host) is not None
+            except (netrc.NetrcParseError, OSError):
+                return False
+    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -184,6 +185,22 @@ def test_requests_stays_where_it_has_something_to_add(
     assert not exporter.plain_http
     # ...unless NO_PROXY exempts it.
     monkeypatch.setenv("NO_PROXY", "collector.internal")
+    assert plain_http_applies("http://collector.internal:4318/v1/traces")
+
+
+def test_a_netrc_login_for_the_collector_keeps_requests(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # requests sends the login it finds in a netrc file as basic auth.
+    netrc_file = tmp_path / "netrc"
+    netrc_file.write_text("machine collector.internal login otel password s3cret\n")
+    netrc_file.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc_file))
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert not plain_http_applies("http://collector.internal:4318/v1/traces")
+    assert plain_http_applies("http://127.0.0.1:4318/v1/traces")
+    netrc_file.write_text("this is not a netrc file\n")
     assert plain_http_applies("http://collector.internal:4318/v1/traces")
 
 
