@@ -69,8 +69,7 @@ async def dispatch_messages(consumer: Any, receive: Source) -> None:
     # The layer's own receive, not chanx.faults.receive_from_layer: one
     # coroutine less for every idle connection. A failure is waited out
     # below, as receive_from_layer would.
-    with_layer = consumer.channel_layer is not None
-    if with_layer:
+    if consumer.channel_layer is not None:
         tasks.append(finished.start(_layer_receive(consumer)))
     ready = finished.ready
     try:
