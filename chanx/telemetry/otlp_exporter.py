@@ -16,9 +16,10 @@ internals ``export`` needs (another version), the whole official ``export``
 is used, logged when the exporter is built
 (``otlp_fast_encoder_unavailable``).
 
-For a plain ``http://`` endpoint (no proxy, no session of the user's) the
-batches are posted by :class:`~chanx.telemetry.otlp_transport.PlainHTTPTransport`
-instead of ``requests`` (see :mod:`chanx.telemetry.otlp_transport`).
+For a plain ``http://`` endpoint where ``requests`` has nothing to add (no
+proxy, netrc login, session or credential provider: see
+:func:`~chanx.telemetry.otlp_transport.plain_http_applies`) the batches are
+posted by :class:`~chanx.telemetry.otlp_transport.PlainHTTPTransport`.
 """
 
 from __future__ import annotations
