@@ -141,17 +141,23 @@ def report_counts(counted: dict[str, list[float]]) -> None:
         each = " ".join(f"{row:.0f}" for row in rows)
         print(f"  {name:13} {medians[name]:10.0f} instructions/unit  rounds: {each}")
     base, new = medians["base"], medians["working tree"]
-    print(f"working tree / base: instructions {new / base:.3f}")
+    print(f"working tree / base: instructions {ratio(new, base)}")
     if "plain" in medians:
         plain = medians["plain"]
         print(
-            f"instructions / plain Channels: base {base / plain:.3f}, "
-            f"working tree {new / plain:.3f}"
+            f"instructions / plain Channels: base {ratio(base, plain)}, "
+            f"working tree {ratio(new, plain)}"
         )
 
 
 def callgrind_file(workdir: Path, server: BenchServer) -> Path:
     return workdir / f"callgrind-{server.name}.out"
+
+
+def ratio(new: float, base: float) -> str:
+    """``new / base`` to three places, or ``n/a`` when ``base`` read zero
+    (CPU is counted in 10 ms clock ticks: a short run may read none)."""
+    return f"{new / base:.3f}" if base else "n/a"
 
 
 def report(samples: dict[str, list[tuple[float, float]]]) -> None:
@@ -172,13 +178,14 @@ def report(samples: dict[str, list[tuple[float, float]]]) -> None:
         medians["working tree"],
     )
     print(
-        f"working tree / base: rate {new_rate / base_rate:.3f}, cpu {new_cpu / base_cpu:.3f}"
+        f"working tree / base: rate {ratio(new_rate, base_rate)}, "
+        f"cpu {ratio(new_cpu, base_cpu)}"
     )
     if "plain" in medians:
         plain_rate = medians["plain"][0]
         print(
-            f"rate / plain Channels: base {base_rate / plain_rate:.3f}, "
-            f"working tree {new_rate / plain_rate:.3f}"
+            f"rate / plain Channels: base {ratio(base_rate, plain_rate)}, "
+            f"working tree {ratio(new_rate, plain_rate)}"
         )
 
 
