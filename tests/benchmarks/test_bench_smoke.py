@@ -138,6 +138,15 @@ def test_revision_benchmark_serves_both_checkouts() -> None:
     assert re.search(r"^rate / plain Channels: base \d+\.\d{3}, ", output, re.M)
 
 
+def test_revision_report_survives_a_cpu_reading_of_zero() -> None:
+    # A smoke run's CPU is a few 10 ms clock ticks, often none: the report
+    # must say so instead of dividing by it (a CI run once failed on that).
+    from benchmarks.revisions import ratio
+
+    assert ratio(800.0, 0.0) == "n/a"
+    assert ratio(3.0, 2.0) == "1.500"
+
+
 def test_revision_benchmark_counts_instructions_under_callgrind() -> None:
     # Both servers run under valgrind (make test installs it): each reports
     # the instructions it executed per round trip, base and working tree.
