@@ -37,6 +37,7 @@ __all__ = [
     "SEND_TIMEOUT_CLOSE_CODE",
     "ConnectionDropped",
     "GroupSendError",
+    "dropped_reason",
     "group_add",
     "group_discard",
     "layer_failed",
@@ -91,6 +92,12 @@ class ConnectionDropped(BaseException):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+def dropped_reason(code: int) -> str:
+    """Why a connection was dropped, as a bounded label: ``client_gone``
+    (the client left) or ``send_timeout`` (it stopped reading)."""
+    return "client_gone" if code == CLIENT_GONE_CODE else "send_timeout"
 
 
 def seconds_setting(name: str) -> float | None:

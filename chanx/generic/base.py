@@ -190,6 +190,20 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
                 return
             await handler(message)
 
+    async def close(
+        self, code: int | bool | None = None, reason: str | None = None
+    ) -> None:
+        """Close the connection from the server, as Channels does.
+
+        A client that already left is not an error: uvicorn raises
+        ``ClientDisconnected`` (an ``OSError``) for the close frame, and
+        there is nothing left to close.
+        """
+        try:
+            await super().close(code, reason)
+        except OSError:
+            getattr(self, "logger", _log).info("client_gone", phase="close")
+
     async def close_gracefully(self, code: int) -> None:
         """Close with ``code`` once the message being handled is finished."""
         async with self._handling:

@@ -17,7 +17,13 @@ import structlog
 from channels.db import aclose_old_connections
 from channels.exceptions import AcceptConnection, DenyConnection, StopConsumer
 
-from chanx.faults import group_add, group_discard
+from chanx.faults import (
+    CLIENT_GONE_CODE,
+    ConnectionDropped,
+    dropped_reason,
+    group_add,
+    group_discard,
+)
 from chanx.generic.authenticator import (
     AuthenticationResult,
     ChanxWebsocketAuthenticator,
@@ -62,6 +68,15 @@ class HandshakeMixin(ConsumerBase):
             return
         self._holds_slot = True
         try:
+            await self._run_connect(observation)
+        except ConnectionDropped as dropped:
+            # The client left (or stopped reading) mid-handshake: its doing,
+            # not a server failure. The consumer ends as for any drop.
+            observation.finish("rejected", dropped_reason(dropped.code))
+            raise
+
+    async def _run_connect(self, observation: Observation) -> None:
+        try:
             await self.connect()
         except AcceptConnection:
             await self.accept()
@@ -105,13 +120,19 @@ class HandshakeMixin(ConsumerBase):
         """
         accepting = super().accept(subprotocol, headers)
         context = lasting_context(self._hooks)
-        if context is None:
-            await accepting
-            return
-        # A task copies the context current where it is created (Python
-        # 3.10 has no ``context=`` argument); awaiting it also forwards a
-        # cancellation of this task to it.
-        await context.run(asyncio.ensure_future, accepting)
+        try:
+            if context is None:
+                await accepting
+                return
+            # A task copies the context current where it is created (Python
+            # 3.10 has no ``context=`` argument); awaiting it also forwards
+            # a cancellation of this task to it.
+            await context.run(asyncio.ensure_future, accepting)
+        except OSError:
+            # The client left before the accept went out (uvicorn raises
+            # ClientDisconnected, an OSError): news, not a handshake bug.
+            getattr(self, "logger", _log).info("client_gone")
+            raise ConnectionDropped(CLIENT_GONE_CODE) from None
 
     async def connect(self) -> None:
         """Accept, authenticate, join groups, then report the outcome to the client.

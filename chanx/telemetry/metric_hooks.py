@@ -25,7 +25,11 @@ _SENT_AT = "sent_at"
 #: ``conn.state`` key: this connection was counted in ``connections_active``.
 _ACTIVE = "metrics.active"
 
-_HANDSHAKE_REASONS = frozenset({"401", "403", "404", "503"})
+# Besides the HTTP-like statuses: a client that left mid-handshake, or
+# stopped reading (chanx.faults.dropped_reason).
+_HANDSHAKE_REASONS = frozenset(
+    {"401", "403", "404", "503", "client_gone", "send_timeout"}
+)
 
 _R = TypeVar("_R")
 

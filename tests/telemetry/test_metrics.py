@@ -151,6 +151,17 @@ async def test_missing_object_is_rejected_as_404(
     assert value("chanx_connections_rejected_total", **labels) == 1
 
 
+@pytest.mark.parametrize("reason", ["client_gone", "send_timeout"])
+def test_a_client_dropped_mid_handshake_is_counted_as_such(
+    hooks: MetricsHooks, value: Callable[..., float], reason: str
+) -> None:
+    info = conn()
+    hooks.connection_started(info, {}).finish("rejected", reason)
+    labels = {"consumer": "DirectConsumer"}
+    assert value("chanx_connections_rejected_total", **labels, reason=reason) == 1
+    assert value("chanx_connections_rejected_total", **labels, reason="error") == 0
+
+
 def test_connect_raising_is_an_error_rejection(
     hooks: MetricsHooks, value: Callable[..., float]
 ) -> None:
