@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -71,7 +72,7 @@ def failing_on(message_type: str, app: Any) -> Any:
     return wrapped
 
 
-def problems(logs: list[Message]) -> list[Message]:
+def problems(logs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [e for e in logs if e.get("log_level") in {"warning", "error", "critical"}]
 
 
