@@ -185,10 +185,15 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
             if self._closing and message["type"] != "websocket.disconnect":
                 # Draining or dropped: what arrived after the close would
                 # answer into a closed socket. The client reconnects.
-                logger = getattr(self, "logger", _log)  # unset before connect
-                logger.info("message_skipped", reason="closing", type=message["type"])
+                self._any_logger().info(
+                    "message_skipped", reason="closing", type=message["type"]
+                )
                 return
             await handler(message)
+
+    def _any_logger(self) -> Any:
+        """The connection's bound logger, or the module's before the handshake bound it."""
+        return getattr(self, "logger", _log)
 
     async def close(
         self, code: int | bool | None = None, reason: str | None = None
@@ -202,7 +207,7 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
         try:
             await super().close(code, reason)
         except OSError:
-            getattr(self, "logger", _log).info("client_gone", phase="close")
+            self._any_logger().info("client_gone", phase="close")
 
     async def close_gracefully(self, code: int) -> None:
         """Close with ``code`` once the message being handled is finished."""
@@ -238,8 +243,7 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def _send_encoded(self, text: str, action: str) -> None:
         if self._closing:
             # E.g. a background task of the consumer's; uvicorn would raise.
-            logger = getattr(self, "logger", _log)
-            logger.info("frame_not_sent", reason="closing", action=action)
+            self._any_logger().info("frame_not_sent", reason="closing", action=action)
             return
         await self._send_text(text)
         self._hooks.message_sent(self.conn, action, utf8_size(text))

@@ -131,7 +131,7 @@ class HandshakeMixin(ConsumerBase):
         except OSError:
             # The client left before the accept went out (uvicorn raises
             # ClientDisconnected, an OSError): news, not a handshake bug.
-            getattr(self, "logger", _log).info("client_gone")
+            self._any_logger().info("client_gone")
             raise ConnectionDropped(CLIENT_GONE_CODE) from None
 
     async def connect(self) -> None:

@@ -32,6 +32,16 @@ _log = structlog.get_logger("chanx.telemetry")
 DEFAULT_SHUTDOWN_TIMEOUT = 5.0
 
 
+def _call_failsafe(callback: Callable[[], None] | None, failure_event: str) -> None:
+    # A counting callback that raises must not fail the export or the span.
+    if callback is None:
+        return
+    try:
+        callback()
+    except Exception:
+        _log.error(failure_event, exc_info=True)
+
+
 class FailsafeExporter(SpanExporter):
     """Wraps an exporter so a failed export is counted and logged, never raised."""
 
@@ -58,12 +68,7 @@ class FailsafeExporter(SpanExporter):
             spans=spans,
             exporter=type(self._inner).__name__,
         )
-        if self._on_failure is None:
-            return
-        try:
-            self._on_failure()
-        except Exception:
-            _log.error("export_failure_callback_failed", exc_info=True)
+        _call_failsafe(self._on_failure, "export_failure_callback_failed")
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         # The batch processor passes its remaining time when shutdown takes
@@ -145,12 +150,7 @@ class BoundedSpanProcessor(BatchSpanProcessor):
                 awaken.set()
 
     def _dropped(self) -> None:
-        if self._on_drop is None:
-            return
-        try:
-            self._on_drop()
-        except Exception:
-            _log.error("span_drop_callback_failed", exc_info=True)
+        _call_failsafe(self._on_drop, "span_drop_callback_failed")
 
     def shutdown(self) -> None:
         millis = math.ceil(self.shutdown_timeout * 1000)
