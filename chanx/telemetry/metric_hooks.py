@@ -6,10 +6,11 @@ builds a key per call); durations use ``time.perf_counter``.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from prometheus_client.metrics import Gauge, MetricWrapperBase
 
@@ -32,6 +33,7 @@ _HANDSHAKE_REASONS = frozenset(
 )
 
 _R = TypeVar("_R")
+_Add = Callable[[float], None]
 
 
 class _Children(Generic[_R]):
@@ -75,6 +77,40 @@ class _Timed:
     ) -> None:
         elapsed = time.perf_counter() - self._start
         self._done(elapsed, outcome, error_type, *self._args)
+
+
+class _FrameSamples(NamedTuple):
+    """The samples one consumer class and action's frames update, bound once."""
+
+    size_in: _Add
+    ok: _Add
+    handling: _Add
+    #: ``failed(error_type)``: counts a frame whose handling failed.
+    failed: Callable[[str | None], None]
+
+
+class _FrameTimer:
+    """A frame's observation: its handling time and outcome on finish."""
+
+    __slots__ = ("_frames", "_start")
+
+    def __init__(self, frames: _FrameSamples) -> None:
+        self._frames = frames
+        self._start = time.perf_counter()
+
+    def finish(
+        self,
+        outcome: str,
+        error_type: str | None = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        elapsed = time.perf_counter() - self._start
+        frames = self._frames
+        if outcome == "ok":
+            frames.ok(1)
+        else:
+            frames.failed(error_type)
+        frames.handling(elapsed)
 
 
 def _outcome(outcome: str) -> str:
@@ -136,6 +172,9 @@ class MetricsHooks:
         self._events_received = _Children(m.events_received, CounterRecorder)
         self._event_handling = _Children(m.event_handling_duration, HistogramRecorder)
         self._event_lag = _Children(m.event_delivery_lag, HistogramRecorder)
+        # A frame's samples per (consumer class, action), resolved once each.
+        self._frames: dict[tuple[str, str], _FrameSamples] = {}
+        self._sent_frames: dict[tuple[str, str], tuple[_Add, _Add]] = {}
 
     def group_label(self, group: str) -> str:
         """The bounded ``group_template`` label of a raw group name."""
@@ -174,26 +213,40 @@ class MetricsHooks:
     def message_received(
         self, conn: ConnectionInfo, action: str, size: int, carrier: Mapping[str, str]
     ) -> Observation:
-        self._size(conn.consumer, "in").observe(size)
-        return _Timed(self._message_done, conn.consumer, action)
+        key = (conn.consumer, action)
+        frames = self._frames.get(key) or self._new_frames(key)
+        frames.size_in(size)
+        return _FrameTimer(frames)
 
-    def _message_done(
-        self,
-        elapsed: float,
-        outcome: str,
-        error_type: str | None,
-        consumer: str,
-        action: str,
+    def _new_frames(self, key: tuple[str, str]) -> _FrameSamples:
+        consumer, action = key
+        frames = self._frames[key] = _FrameSamples(
+            size_in=self._size(consumer, "in").observe,
+            ok=self._received(consumer, action, "ok").inc,
+            handling=self._handling(consumer, action).observe,
+            failed=functools.partial(self._message_failed, consumer, action),
+        )
+        return frames
+
+    def _message_failed(
+        self, consumer: str, action: str, error_type: str | None
     ) -> None:
-        label = _outcome(outcome)
-        self._received(consumer, action, label).inc(1)
-        self._handling(consumer, action).observe(elapsed)
-        if label == "error":
-            self._msg_errors(consumer, action, error_type or "handler").inc(1)
+        self._received(consumer, action, "error").inc(1)
+        self._msg_errors(consumer, action, error_type or "handler").inc(1)
 
     def message_sent(self, conn: ConnectionInfo, action: str, size: int) -> None:
-        self._sent(conn.consumer, action).inc(1)
-        self._size(conn.consumer, "out").observe(size)
+        key = (conn.consumer, action)
+        sent = self._sent_frames.get(key) or self._new_sent(key)
+        sent[0](1)
+        sent[1](size)
+
+    def _new_sent(self, key: tuple[str, str]) -> tuple[_Add, _Add]:
+        consumer, action = key
+        sent = self._sent_frames[key] = (
+            self._sent(consumer, action).inc,
+            self._size(consumer, "out").observe,
+        )
+        return sent
 
     # Channel layer -------------------------------------------------------
 

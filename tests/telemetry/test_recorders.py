@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import values as prometheus_values
 
-from chanx.telemetry.recorders import CounterRecorder, HistogramRecorder
+from chanx.telemetry.recorders import CounterRecorder, HistogramRecorder, OwnedCell
 
 BUCKETS = (0.001, 0.01, 0.1, 1.0, 10.0)
 amounts = st.lists(
@@ -115,3 +117,89 @@ def test_multiprocess_cells_are_written_through(
     assert 'mp_h_bucket{le="0.1"} 1.0' in text
     assert 'mp_h_bucket{le="0.01"} 0.0' in text
     assert "mp_c_total 3.0" in text
+
+
+def _in_thread(work: Callable[[], None]) -> None:
+    """Run ``work`` in a new thread and wait for it (it must not hang)."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # surfaced in the test's thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the thread hung"
+    assert not failures, failures
+
+
+def test_adds_from_every_thread_reach_the_scrape() -> None:
+    """The owning thread adds without the lock, others with it, the public API
+    as always: run at once, no add is lost."""
+    registry = CollectorRegistry()
+    counter = Counter("c", "d", ["l"], registry=registry)
+    histogram = Histogram("h", "d", registry=registry, buckets=BUCKETS)
+    child = counter.labels("x")
+    owner_counter, owner_histogram = (
+        CounterRecorder(child),
+        HistogramRecorder(histogram),
+    )
+    rounds = 20_000
+    start = threading.Barrier(3)
+
+    def owner() -> None:
+        start.wait()
+        for _ in range(rounds):
+            owner_counter.inc(1)
+            owner_histogram.observe(0.05)
+
+    def other_recorder() -> None:
+        counter_, histogram_ = CounterRecorder(child), HistogramRecorder(histogram)
+        start.wait()
+        for _ in range(rounds):
+            counter_.inc(1)
+            histogram_.observe(5.0)
+
+    def public_api() -> None:
+        start.wait()
+        for _ in range(rounds):
+            child.inc(1)
+            histogram.observe(0.0005)
+
+    threads = [threading.Thread(target=f) for f in (other_recorder, public_api)]
+    for thread in threads:
+        thread.start()
+    owner()
+    for thread in threads:
+        thread.join(timeout=60)
+    text = generate_latest(registry).decode()
+    assert f'c_total{{l="x"}} {3.0 * rounds}' in text
+    assert f"h_count {3.0 * rounds}" in text
+    assert f'h_bucket{{le="0.001"}} {float(rounds)}' in text
+    assert f'h_bucket{{le="0.1"}} {2.0 * rounds}' in text
+    assert f'h_bucket{{le="10.0"}} {3.0 * rounds}' in text
+
+
+def test_the_owning_thread_adds_while_another_holds_the_cell_lock() -> None:
+    """Per-frame samples never wait for a scrape or another thread's add."""
+    registry = CollectorRegistry()
+    child = Counter("c", "d", ["l"], registry=registry).labels("x")
+    # The thread making the recorder owns the cell; hang here means it locked.
+    with child._value._lock:
+        _in_thread(lambda: CounterRecorder(child).inc(3))
+    assert isinstance(child._value, OwnedCell)
+    CounterRecorder(child).inc(2)  # not the owner: through the lock
+    assert 'c_total{l="x"} 5.0' in generate_latest(registry).decode()
+
+
+def test_two_hooks_on_one_registry_count_into_the_same_samples() -> None:
+    registry = CollectorRegistry()
+    child = Counter("c", "d", ["l"], registry=registry).labels("x")
+    first, second = CounterRecorder(child), CounterRecorder(child)
+    first.inc(1)
+    second.inc(2)
+    child.inc(4)
+    assert 'c_total{l="x"} 7.0' in generate_latest(registry).decode()
