@@ -8,9 +8,10 @@ chanx builds its attributes itself from bounded, already valid values.
 :func:`sdk_starter` returns a function that starts spans for an SDK
 ``Tracer`` exactly as ``Tracer.start_span`` would (same sampler call, ids,
 trace flags and state, processors, self-metrics and limits), except that the
-span is a :class:`ChanxSpan`: an SDK ``Span`` whose chanx-built attributes
-and events are stored as given, and the stock samplers are decided without
-being called (:mod:`chanx.telemetry.inline_sampler`). Anything else, a user's
+span is a :class:`~chanx.telemetry.chanx_span.ChanxSpan`: an SDK ``Span``
+whose chanx-built attributes and events are stored as given, and the stock
+samplers are decided without being called
+(:mod:`chanx.telemetry.inline_sampler`). Anything else, a user's
 ``span.set_attribute()`` included, goes through the SDK's own validation.
 When the SDK's internals are not the ones this module was written against it
 returns None, and chanx uses the SDK's ``start_span``.
@@ -18,227 +19,64 @@ returns None, and chanx uses the SDK's ``start_span``.
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from time import time_ns
+import random
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import trace as trace_api
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
-from opentelemetry.sdk.trace import Event, EventBase, SpanProcessor
+from opentelemetry.sdk.trace import (
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+)
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision
-from opentelemetry.sdk.util import BoundedList
-from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
-from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    INVALID_SPAN_CONTEXT,
+    Link,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+)
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util.types import AttributeValue
 
+from chanx.telemetry.chanx_span import ChanxSpan
 from chanx.telemetry.current_span import (
     INDEXED_SPAN_CONTEXT,
     IS_VALID,
     TRACE_FLAGS,
     TRACE_ID,
+    TUPLE_SPAN_CONTEXT,
     span_in,
 )
 from chanx.telemetry.inline_sampler import ask_sampler, inline_decider
-from chanx.telemetry.span_starter import StartSpan, valid_links
+from chanx.telemetry.span_starter import StartSpan, ValidLinks, valid_links
 
 __all__ = ["ChanxSpan", "sdk_starter"]
 
-_log = logging.getLogger(__name__)
 
-
-_UNSET = Status(StatusCode.UNSET)
 _SAMPLED = Decision.RECORD_AND_SAMPLE
 _DROPPED = Decision.DROP
 _RANDOM: int = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
 # (sampled, random trace id) -> flags: shared, since every span (and every
 # connection's kept connect-span context) would otherwise hold its own.
 _FLAGS = {
-    (sampled, random): TraceFlags(
+    (sampled, random_id): TraceFlags(
         (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
-        | (_RANDOM if random else 0)
+        | (_RANDOM if random_id else 0)
     )
     for sampled in (False, True)
-    for random in (False, True)
+    for random_id in (False, True)
 }
 
 
-class ChanxSpan(sdk_trace.Span):
-    """An SDK span started by chanx; chanx's own attributes skip re-validation.
-
-    Attributes stay a plain ``dict`` while only chanx writes them, and are
-    never written in place (spans may share the dict they start with: chanx
-    gives every ``process`` span of a consumer and action the same one);
-    the first ``set_attribute``/``set_attributes`` turns them into the SDK's
-    ``BoundedAttributes``. ``add_event``, ``record_exception`` and
-    ``add_link`` validate as the SDK does, and events and links are kept
-    under the span limits, so user code sees the SDK's behaviour.
-    Processors get the span itself when it ends (it refuses changes then).
-    """
-
-    # One reentrant lock for all of chanx's spans instead of a lock per span:
-    # every span allocated one, a container the garbage collector then
-    # tracked until the span was exported. Nothing holding a span's lock
-    # takes another span's (the SDK only updates that span's own fields), so
-    # sharing it costs at most a short wait between threads.
-    _lock = threading.RLock()  # type: ignore[assignment]  # the SDK's is a Lock
-
-    def __init__(
-        self,
-        name: str,
-        context: SpanContext,
-        parent: SpanContext | None,
-        tracer: sdk_trace.Tracer,
-        kind: SpanKind,
-        attributes: dict[str, AttributeValue] | BoundedAttributes,
-        links: Sequence[Link],
-        record_end_metrics: Callable[[], None] | None,
-    ) -> None:
-        # Deliberately no super().__init__(): it is what this class avoids.
-        # ``sdk_starter`` checks that these are all the fields the SDK sets.
-        self._name = name
-        self._context = context
-        self._kind = kind
-        self._instrumentation_info = tracer.instrumentation_info
-        self._instrumentation_scope = tracer._instrumentation_scope
-        self._parent = parent
-        self._start_time: int | None = time_ns()
-        self._end_time: int | None = None
-        self._attributes: Any = attributes
-        self._events: Any = []
-        self._links: Any = links
-        self._resource = tracer.resource
-        self._status = _UNSET
-        self._sampler = tracer.sampler
-        self._trace_config = None
-        self._record_exception = True
-        self._set_status_on_exception = True
-        self._span_processor = tracer.span_processor
-        self._limits = tracer._span_limits
-        # No lock of its own: see _lock above.
-        self._record_end_metrics = record_end_metrics
-        # Set by the starter when every processor's on_start and _on_ending
-        # are the SDK's no-ops (see _QuietProcessors).
-        self._quiet = False
-
-    def add_trusted_event(
-        self, name: str, attributes: dict[str, AttributeValue]
-    ) -> None:
-        """Add an event whose attributes chanx built (valid, under the limits)."""
-        with self._lock:
-            if self._end_time is None:
-                self._append_event(_event(name, attributes))
-
-    def set_trusted_attribute(self, key: str, value: AttributeValue) -> None:
-        """Set an attribute chanx built (a valid key and value)."""
-        with self._lock:
-            if self._end_time is None:
-                attributes = self._attributes
-                if type(attributes) is dict:
-                    # Spans may share the dict they started with: copy it.
-                    self._attributes = {**attributes, key: value}
-                else:
-                    attributes[key] = value
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        self._bound_attributes()
-        super().set_attribute(key, value)
-
-    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        self._bound_attributes()
-        super().set_attributes(attributes)
-
-    def _add_event(self, event: EventBase) -> None:
-        # The SDK's add_event() and record_exception() end here.
-        with self._lock:
-            ended = self._end_time is not None
-            if not ended:
-                self._append_event(event)
-        if ended:
-            _log.warning("Tried calling _add_event on an ended span.")
-
-    def add_link(self, context: SpanContext, attributes: Any = None) -> None:
-        with self._lock:
-            if not isinstance(self._links, BoundedList):
-                self._links = BoundedList.from_seq(self._limits.max_links, self._links)
-        super().add_link(context, attributes)
-
-    def end(self, end_time: int | None = None) -> None:
-        with self._lock:
-            if self._end_time is not None:
-                _log.warning("Calling end() on an ended span.")
-                return
-            self._end_time = end_time if end_time is not None else time_ns()
-            if isinstance(self._attributes, BoundedAttributes):
-                self._attributes._immutable = True
-        if self._record_end_metrics is not None:
-            self._record_end_metrics()
-        processor = self._span_processor
-        if not self._quiet:
-            processor._on_ending(self)
-        # The SDK hands processors a copy sharing these same containers;
-        # the span itself is that view (it refuses changes once ended).
-        processor.on_end(self)
-
-    def _append_event(self, event: EventBase) -> None:
-        events = self._events
-        limit = self._limits.max_events
-        if type(events) is list and limit is not None and len(events) >= limit:
-            events = self._events = BoundedList.from_seq(limit, events)
-        events.append(event)
-
-    def _bound_attributes(self) -> None:
-        with self._lock:
-            if self._end_time is None and type(self._attributes) is dict:
-                limits = self._limits
-                self._attributes = BoundedAttributes(
-                    limits.max_span_attributes,
-                    self._attributes,
-                    immutable=False,
-                    max_value_len=limits.max_span_attribute_length,
-                )
-
-
-def _renew_lock() -> None:
-    # A child forked while another thread held the shared lock would find it
-    # held for good: every span of the child would hang on its first write.
-    ChanxSpan._lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(after_in_child=_renew_lock)
-
-
-def _event_fields() -> bool:
-    """Whether an SDK ``Event`` holds exactly a name, timestamp and attributes."""
-    event = Event("probe", {"key": 1}, timestamp=7)
-    fields = vars(event)
-    return fields == {"_name": "probe", "_timestamp": 7, "_attributes": {"key": 1}}
-
-
 _new_object = object.__new__
-
-
-def _built_event(name: str, attributes: dict[str, AttributeValue]) -> Event:
-    # Event(name, attributes) without its two __init__ calls: the same fields.
-    event: Event = _new_object(Event)
-    event._name = name
-    event._timestamp = time_ns()
-    event._attributes = attributes
-    return event
-
-
-def _sdk_event(name: str, attributes: dict[str, AttributeValue]) -> Event:
-    return Event(name, attributes)
-
-
-#: ``Event(name, attributes)``, built directly when the SDK's fields are known.
-_event = _built_event if _event_fields() else _sdk_event
+_new_tuple = tuple.__new__
+_DEFAULT_STATE = DEFAULT_TRACE_STATE
 
 
 def _sdk_fields() -> set[str]:
@@ -301,8 +139,14 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
     ids = sdk.id_generator
     processor = sdk.span_processor
     metrics = sdk._tracer_metrics
+    # The SDK's self-metrics when they are off: a call that returns a no-op.
+    quiet_metrics = type(metrics).__name__ == "NoOpTracerMetrics"
     enabled = sdk._is_enabled
     random_ids = bool(ids.is_trace_id_random())
+    # The SDK's default generator draws from the random module (looked up
+    # per draw, as it does): draw here, without its two method calls, when
+    # span contexts are plain tuples.
+    stock_ids = type(ids) is RandomIdGenerator and TUPLE_SPAN_CONTEXT
     # The stock samplers' decision without asking them (same result).
     decide = inline_decider(sampler)
     quiet = _QuietProcessors()
@@ -314,7 +158,15 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
         attributes: dict[str, AttributeValue],
         links: Sequence[Link] | None,
     ) -> trace_api.Span:
-        current = span_in(context).get_span_context()
+        holder = span_in(context)
+        current: Any
+        # Two common cases without a method call: a root frame, a chanx span.
+        if holder is INVALID_SPAN:
+            current = INVALID_SPAN_CONTEXT
+        elif holder.__class__ is ChanxSpan:
+            current = holder._context
+        else:
+            current = holder.get_span_context()
         if not enabled():
             return trace_api.NonRecordingSpan(current)
         parent: SpanContext | None = None
@@ -329,7 +181,9 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
             parent = current
             random_trace_id = bool(flags & _RANDOM)
         else:
-            trace_id = ids.generate_trace_id()
+            trace_id = random.getrandbits(128) if stock_ids else 0
+            if not trace_id:  # (or a zero draw) the generator's own loop
+                trace_id = ids.generate_trace_id()
             random_trace_id = random_ids
         if decide is not None:
             sampled = recording = decide(parent, trace_id)
@@ -339,28 +193,50 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
         else:
             asked = ask_sampler(sdk, context, trace_id, name, kind, attributes, links)
             decision, trace_state, sampled, recording, span_attributes = asked
-        span_context = SpanContext(
-            trace_id,
-            ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=_FLAGS[sampled, random_trace_id],
-            trace_state=trace_state,
-        )
-        end_metrics = metrics.start_span(parent, decision)
+        span_id = random.getrandbits(64) if stock_ids else 0
+        if stock_ids and span_id:
+            # The SpanContext the constructor builds: both ids drawn non-zero
+            # within range (or the parent's), so valid.
+            span_context = _new_tuple(
+                SpanContext,
+                (
+                    trace_id,
+                    span_id,
+                    False,
+                    _FLAGS[sampled, random_trace_id],
+                    _DEFAULT_STATE if trace_state is None else trace_state,
+                    True,
+                ),
+            )
+        else:
+            span_context = SpanContext(
+                trace_id,
+                span_id or ids.generate_span_id(),
+                is_remote=False,
+                trace_flags=_FLAGS[sampled, random_trace_id],
+                trace_state=trace_state,
+            )
+        end_metrics = None if quiet_metrics else metrics.start_span(parent, decision)
         if not recording:
             return trace_api.NonRecordingSpan(span_context)
-        span = ChanxSpan(
+        if links.__class__ is not ValidLinks:
+            links = valid_links(links)
+        # The SDK's Span.__new__ only refuses its own class: skip that call.
+        span: ChanxSpan = _new_object(ChanxSpan)
+        ChanxSpan.__init__(
+            span,
             name,
             span_context,
             parent,
             sdk,
             kind,
             span_attributes,
-            valid_links(links),
+            links or (),
             end_metrics,
         )
-        if quiet(processor):
-            span._quiet = True
+        quiet_processors = quiet(processor)
+        if quiet_processors is not None:
+            span._quiet = quiet_processors
         else:
             processor.on_start(span, parent_context=context)
         return span
@@ -374,22 +250,26 @@ _NOOP_ENDINGS = frozenset((SpanProcessor._on_ending, BatchSpanProcessor._on_endi
 
 
 class _QuietProcessors:
-    """Whether a provider's processors all keep the SDK's no-op ``on_start``
-    and ``_on_ending`` (a batch processor does): chanx's spans then skip the
-    two calls through the multi-processor each. Checked again whenever the
-    provider's processors change (adding one replaces its tuple)."""
+    """A provider's processors tuple when they all keep the SDK's no-op
+    ``on_start`` and ``_on_ending`` (a batch processor does), else None:
+    chanx's spans then skip the two calls through the multi-processor. A
+    span keeps the tuple; adding a processor replaces it, which the span's
+    end notices."""
 
     __slots__ = ("_state",)
 
     def __init__(self) -> None:
-        # (the processors tuple checked, whether they are all quiet)
-        self._state: tuple[object, bool] = (None, False)
+        # (the processors tuple checked, it again if all quiet, else None)
+        self._state: tuple[object, object] = (None, None)
 
-    def __call__(self, multi: Any) -> bool:
-        processors = getattr(multi, "_span_processors", None)
+    def __call__(self, multi: Any) -> object:
+        if multi.__class__ is not SynchronousMultiSpanProcessor:
+            return None
+        processors = multi._span_processors
         state = self._state
         if state[0] is not processors:
-            state = self._state = (processors, _all_quiet(processors))
+            quiet = processors if _all_quiet(processors) else None
+            state = self._state = (processors, quiet)
         return state[1]
 
 

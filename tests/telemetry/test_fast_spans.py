@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 from collections.abc import Iterator, Sequence
 from time import time_ns
@@ -493,3 +494,68 @@ def test_a_child_forked_while_the_span_lock_is_held_can_still_write(
         holder.join(10)
     assert os.waitstatus_to_exitcode(status) == 0
     span.end()
+
+
+def test_ids_are_drawn_as_the_sdk_draws_them(
+    pair: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """Same random state, same ids: the fast path draws the trace id, then
+    the span id, from the random module as the SDK's generator does."""
+    provider, _ = pair
+    tracer = provider.get_tracer("chanx", "1")
+    start = sdk_starter(tracer)
+    assert start is not None
+    state = random.getstate()
+    fast = start("receive ping", Context(), SpanKind.CONSUMER, dict(ATTRIBUTES), None)
+    random.setstate(state)
+    slow = tracer.start_span("receive ping", Context(), kind=SpanKind.CONSUMER)
+    assert fast.get_span_context() == slow.get_span_context()
+    assert fast.get_span_context().is_valid
+    child = start(
+        "receive pong",
+        trace.set_span_in_context(fast),
+        SpanKind.CONSUMER,
+        dict(ATTRIBUTES),
+        None,
+    )
+    assert child.parent == fast.get_span_context()  # type: ignore[attr-defined]
+    assert child.get_span_context().trace_id == fast.get_span_context().trace_id
+    for span in (fast, slow, child):
+        span.end()
+
+
+def test_a_zero_draw_is_drawn_again_as_the_sdk_does(
+    pair: tuple[TracerProvider, InMemorySpanExporter],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider, _ = pair
+    start = sdk_starter(provider.get_tracer("chanx", "1"))
+    assert start is not None
+    draws = iter([0, 0, 0x5, 0, 0x7])
+    monkeypatch.setattr(random, "getrandbits", lambda bits: next(draws))
+    span = start("receive ping", Context(), SpanKind.CONSUMER, {}, None)
+    context = span.get_span_context()
+    assert (context.trace_id, context.span_id, context.is_valid) == (5, 7, True)
+    span.end()
+
+
+def test_a_processor_added_while_a_span_is_open_sees_its_end_as_in_the_sdk() -> None:
+    """The processors are read when the span ends, as the SDK's multi-processor
+    reads them: one added meanwhile gets ``_on_ending`` and ``on_end``."""
+    seen: dict[str, list[str]] = {}
+    for path in ("sdk", "fast"):
+        provider = TracerProvider(shutdown_on_exit=False)
+        provider.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
+        tracer = provider.get_tracer("chanx")
+        start = sdk_starter(tracer)
+        assert start is not None
+        if path == "sdk":
+            span = tracer.start_span("receive a", Context())
+        else:
+            span = start("receive a", Context(), SpanKind.CONSUMER, {}, None)
+        recorder = Recorder()
+        provider.add_span_processor(recorder)
+        span.end()
+        seen[path] = [call for call, _, _ in recorder.calls]
+        provider.shutdown()
+    assert seen["fast"] == seen["sdk"] == ["ending", "end"]

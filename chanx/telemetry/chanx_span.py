@@ -1,0 +1,220 @@
+"""chanx's SDK span: attributes and events chanx built are stored as given.
+
+:class:`ChanxSpan` is an SDK ``Span`` started by
+:func:`chanx.telemetry.fast_spans.sdk_starter` (which checks that this
+module's assumptions about the SDK hold). Its own attributes stay a plain
+dict and its events are built directly; whatever user code adds goes
+through the SDK's validation and limits. Processors get the span itself
+when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from time import time_ns
+from typing import Any
+
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace import Event, EventBase, SynchronousMultiSpanProcessor
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import Link, SpanContext, SpanKind
+from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+__all__ = ["ChanxSpan"]
+
+_log = logging.getLogger(__name__)
+
+_UNSET = Status(StatusCode.UNSET)
+
+
+class ChanxSpan(sdk_trace.Span):
+    """An SDK span started by chanx; chanx's own attributes skip re-validation.
+
+    Attributes stay a plain ``dict`` while only chanx writes them, and are
+    never written in place (spans may share the dict they start with: chanx
+    gives every ``process`` span of a consumer and action the same one);
+    the first ``set_attribute``/``set_attributes`` turns them into the SDK's
+    ``BoundedAttributes``. ``add_event``, ``record_exception`` and
+    ``add_link`` validate as the SDK does, and events and links are kept
+    under the span limits, so user code sees the SDK's behaviour.
+    Processors get the span itself when it ends (it refuses changes then).
+    """
+
+    # One reentrant lock for all of chanx's spans instead of a lock per span:
+    # every span allocated one, a container the garbage collector then
+    # tracked until the span was exported. Nothing holding a span's lock
+    # takes another span's (the SDK only updates that span's own fields), so
+    # sharing it costs at most a short wait between threads.
+    _lock = threading.RLock()  # type: ignore[assignment]  # the SDK's is a Lock
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        tracer: sdk_trace.Tracer,
+        kind: SpanKind,
+        attributes: dict[str, AttributeValue] | BoundedAttributes,
+        links: Sequence[Link],
+        record_end_metrics: Callable[[], None] | None,
+    ) -> None:
+        # Deliberately no super().__init__(): it is what this class avoids.
+        # ``sdk_starter`` checks that these are all the fields the SDK sets.
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._instrumentation_info = tracer.instrumentation_info
+        self._instrumentation_scope = tracer._instrumentation_scope
+        self._parent = parent
+        self._start_time: int | None = time_ns()
+        self._end_time: int | None = None
+        self._attributes: Any = attributes
+        self._events: Any = []
+        self._links: Any = links
+        self._resource = tracer.resource
+        self._status = _UNSET
+        self._sampler = tracer.sampler
+        self._trace_config = None
+        self._record_exception = True
+        self._set_status_on_exception = True
+        self._span_processor = tracer.span_processor
+        self._limits = tracer._span_limits
+        # No lock of its own: see _lock above.
+        self._record_end_metrics = record_end_metrics
+        # The provider's processors tuple, set by the starter when all their
+        # on_start and _on_ending are the SDK's no-ops (see _QuietProcessors).
+        self._quiet: object = None
+
+    def add_trusted_event(
+        self, name: str, attributes: dict[str, AttributeValue]
+    ) -> None:
+        """Add an event whose attributes chanx built (valid, under the limits)."""
+        with self._lock:
+            if self._end_time is None:
+                self._append_event(_event(name, attributes))
+
+    def set_trusted_attribute(self, key: str, value: AttributeValue) -> None:
+        """Set an attribute chanx built (a valid key and value)."""
+        with self._lock:
+            if self._end_time is None:
+                attributes = self._attributes
+                if type(attributes) is dict:
+                    # Spans may share the dict they started with: copy it.
+                    self._attributes = {**attributes, key: value}
+                else:
+                    attributes[key] = value
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self._bound_attributes()
+        super().set_attribute(key, value)
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        self._bound_attributes()
+        super().set_attributes(attributes)
+
+    def _add_event(self, event: EventBase) -> None:
+        # The SDK's add_event() and record_exception() end here.
+        with self._lock:
+            ended = self._end_time is not None
+            if not ended:
+                self._append_event(event)
+        if ended:
+            _log.warning("Tried calling _add_event on an ended span.")
+
+    def add_link(self, context: SpanContext, attributes: Any = None) -> None:
+        with self._lock:
+            if not isinstance(self._links, BoundedList):
+                self._links = BoundedList.from_seq(self._limits.max_links, self._links)
+        super().add_link(context, attributes)
+
+    def end(self, end_time: int | None = None) -> None:
+        with self._lock:
+            if self._end_time is not None:
+                _log.warning("Calling end() on an ended span.")
+                return
+            self._end_time = end_time if end_time is not None else time_ns()
+            attributes = self._attributes
+            # type() first: BoundedAttributes is an ABC, slow to isinstance.
+            if type(attributes) is not dict and isinstance(
+                attributes, BoundedAttributes
+            ):
+                attributes._immutable = True
+        if self._record_end_metrics is not None:
+            self._record_end_metrics()
+        # The SDK hands processors a copy sharing these same containers;
+        # the span itself is that view (it refuses changes once ended).
+        multi = self._span_processor
+        if multi.__class__ is not SynchronousMultiSpanProcessor:
+            multi._on_ending(self)
+            multi.on_end(self)
+            return
+        # The tuple as the multi-processor would read it now: a processor
+        # added since the start sees the end. The two calls through it are
+        # skipped when they would do nothing.
+        processors = multi._span_processors
+        if processors is not self._quiet:
+            multi._on_ending(self)
+        if len(processors) == 1:
+            processors[0].on_end(self)
+        else:
+            multi.on_end(self)
+
+    def _append_event(self, event: EventBase) -> None:
+        events = self._events
+        limit = self._limits.max_events
+        if type(events) is list and limit is not None and len(events) >= limit:
+            events = self._events = BoundedList.from_seq(limit, events)
+        events.append(event)
+
+    def _bound_attributes(self) -> None:
+        with self._lock:
+            if self._end_time is None and type(self._attributes) is dict:
+                limits = self._limits
+                self._attributes = BoundedAttributes(
+                    limits.max_span_attributes,
+                    self._attributes,
+                    immutable=False,
+                    max_value_len=limits.max_span_attribute_length,
+                )
+
+
+def _renew_lock() -> None:
+    # A child forked while another thread held the shared lock would find it
+    # held for good: every span of the child would hang on its first write.
+    ChanxSpan._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_renew_lock)
+
+
+def _event_fields() -> bool:
+    """Whether an SDK ``Event`` holds exactly a name, timestamp and attributes."""
+    event = Event("probe", {"key": 1}, timestamp=7)
+    fields = vars(event)
+    return fields == {"_name": "probe", "_timestamp": 7, "_attributes": {"key": 1}}
+
+
+_new_object = object.__new__
+
+
+def _built_event(name: str, attributes: dict[str, AttributeValue]) -> Event:
+    # Event(name, attributes) without its two __init__ calls: the same fields.
+    event: Event = _new_object(Event)
+    event._name = name
+    event._timestamp = time_ns()
+    event._attributes = attributes
+    return event
+
+
+def _sdk_event(name: str, attributes: dict[str, AttributeValue]) -> Event:
+    return Event(name, attributes)
+
+
+#: ``Event(name, attributes)``, built directly when the SDK's fields are known.
+_event = _built_event if _event_fields() else _sdk_event
