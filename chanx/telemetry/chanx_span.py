@@ -94,9 +94,17 @@ class ChanxSpan(sdk_trace.Span):
         self, name: str, attributes: dict[str, AttributeValue]
     ) -> None:
         """Add an event whose attributes chanx built (valid, under the limits)."""
+        if _DIRECT_EVENTS:
+            # Event(name, attributes) without its two __init__ calls.
+            event: Event = _new_object(Event)
+            event._name = name
+            event._timestamp = time_ns()
+            event._attributes = attributes
+        else:
+            event = Event(name, attributes)
         with self._lock:
             if self._end_time is None:
-                self._append_event(_event(name, attributes))
+                self._append_event(event)
 
     def set_trusted_attribute(self, key: str, value: AttributeValue) -> None:
         """Set an attribute chanx built (a valid key and value)."""
@@ -203,18 +211,5 @@ def _event_fields() -> bool:
 _new_object = object.__new__
 
 
-def _built_event(name: str, attributes: dict[str, AttributeValue]) -> Event:
-    # Event(name, attributes) without its two __init__ calls: the same fields.
-    event: Event = _new_object(Event)
-    event._name = name
-    event._timestamp = time_ns()
-    event._attributes = attributes
-    return event
-
-
-def _sdk_event(name: str, attributes: dict[str, AttributeValue]) -> Event:
-    return Event(name, attributes)
-
-
-#: ``Event(name, attributes)``, built directly when the SDK's fields are known.
-_event = _built_event if _event_fields() else _sdk_event
+#: Whether ``Event(name, attributes)`` may be built field by field.
+_DIRECT_EVENTS = _event_fields()

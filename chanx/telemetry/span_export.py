@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
+from chanx.telemetry.chanx_span import ChanxSpan
 from chanx.telemetry.current_span import INDEXED_SPAN_CONTEXT, SAMPLED, TRACE_FLAGS
 
 __all__ = ["DEFAULT_SHUTDOWN_TIMEOUT", "BoundedSpanProcessor", "FailsafeExporter"]
@@ -122,7 +123,9 @@ class BoundedSpanProcessor(BatchSpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         # BatchSpanProcessor.on_end, with the count: runs once per frame.
-        context = span.context
+        # chanx's spans: the field, without the property's call.
+        context = span._context if span.__class__ is ChanxSpan else span.context
+        sampled: Any
         if context.__class__ is INDEXED_SPAN_CONTEXT:
             sampled = context[TRACE_FLAGS] & SAMPLED
         else:
