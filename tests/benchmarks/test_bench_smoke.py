@@ -33,11 +33,11 @@ def smoke_output() -> str:
     return run_smoke("benchmarks/live.py")
 
 
-def run_smoke(script: str, **env: str) -> str:
-    """Output of ``script`` run with the smoke profile (and ``env``); fails
-    if it failed."""
+def run_smoke(script: str, *args: str, **env: str) -> str:
+    """Output of ``script`` (with ``args``) run with the smoke profile (and
+    ``env``); fails if it failed."""
     result = subprocess.run(
-        [sys.executable, script],
+        [sys.executable, script, *args],
         cwd=ROOT,
         env={**os.environ, "BENCH_PROFILE": "smoke", **env},
         capture_output=True,
@@ -179,3 +179,25 @@ def test_gc_sources_benchmark_counts_every_variant() -> None:
     assert [name for name, _ in kept] == ["receive", "process"]
     # A queued span always keeps at least itself and its context.
     assert all(float(count) >= 2 for _, count in kept)
+
+
+def test_telemetry_instructions_counts_a_frame_under_callgrind() -> None:
+    output = run_smoke(
+        "benchmarks/telemetry_instructions.py",
+        BENCH_FRAMES="20,60",
+    )
+    found = re.search(
+        r"^chanx from .+: parts=logs,traces,metrics lines=on encode=on: "
+        r"([\d,]+) instructions per frame$",
+        output,
+        re.M,
+    )
+    assert found, output
+    # Two log lines, a span and its encoding, five samples: far above 10,000.
+    assert int(found.group(1).replace(",", "")) > 10_000
+
+
+def test_telemetry_instructions_workload_exports_a_span_per_frame() -> None:
+    output = run_smoke("benchmarks/telemetry_instructions.py", "--frames", "40")
+    # The frames' spans and the connection's.
+    assert "frames=40 spans=41" in output
