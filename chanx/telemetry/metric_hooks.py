@@ -10,7 +10,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, NamedTuple, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from prometheus_client.metrics import Gauge, MetricWrapperBase
 
@@ -79,38 +79,30 @@ class _Timed:
         self._done(elapsed, outcome, error_type, *self._args)
 
 
-class _FrameSamples(NamedTuple):
+class _FrameSamples:
     """The samples one consumer class and action's frames update, bound once."""
 
-    size_in: _Add
-    ok: _Add
-    handling: _Add
-    #: ``failed(error_type)``: counts a frame whose handling failed.
-    failed: Callable[[str | None], None]
+    __slots__ = ("_failed", "_handling", "_ok", "size_in")
 
-
-class _FrameTimer:
-    """A frame's observation: its handling time and outcome on finish."""
-
-    __slots__ = ("_frames", "_start")
-
-    def __init__(self, frames: _FrameSamples) -> None:
-        self._frames = frames
-        self._start = time.perf_counter()
-
-    def finish(
+    def __init__(
         self,
-        outcome: str,
-        error_type: str | None = None,
-        exc: BaseException | None = None,
+        size_in: _Add,
+        ok: _Add,
+        handling: _Add,
+        failed: Callable[[str | None], None],
     ) -> None:
-        elapsed = time.perf_counter() - self._start
-        frames = self._frames
+        self.size_in = size_in
+        self._ok = ok
+        self._handling = handling
+        self._failed = failed
+
+    def done(self, elapsed: float, outcome: str, error_type: str | None) -> None:
+        """Count a frame handled in ``elapsed`` seconds (a :class:`_Timed` end)."""
         if outcome == "ok":
-            frames.ok(1)
+            self._ok(1)
         else:
-            frames.failed(error_type)
-        frames.handling(elapsed)
+            self._failed(error_type)
+        self._handling(elapsed)
 
 
 def _outcome(outcome: str) -> str:
@@ -216,7 +208,7 @@ class MetricsHooks:
         key = (conn.consumer, action)
         frames = self._frames.get(key) or self._new_frames(key)
         frames.size_in(size)
-        return _FrameTimer(frames)
+        return _Timed(frames.done)
 
     def _new_frames(self, key: tuple[str, str]) -> _FrameSamples:
         consumer, action = key
