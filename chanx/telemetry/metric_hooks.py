@@ -105,6 +105,29 @@ class _FrameSamples:
         self._handling(elapsed)
 
 
+class _Delivered:
+    """Counts one consumer class's delivered group messages as they finish ok.
+
+    A group message's delivery records no duration, so the observation holds
+    nothing per delivery: one instance serves every delivery of its class
+    (a fan-out makes one per member), with no timer or label lookup each.
+    """
+
+    __slots__ = ("_inc",)
+
+    def __init__(self, inc: _Add) -> None:
+        self._inc = inc
+
+    def finish(
+        self,
+        outcome: str,
+        error_type: str | None = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        if outcome == "ok":
+            self._inc(1)
+
+
 def _outcome(outcome: str) -> str:
     return "ok" if outcome == "ok" else "error"
 
@@ -167,6 +190,7 @@ class MetricsHooks:
         # A frame's samples per (consumer class, action), resolved once each.
         self._frames: dict[tuple[str, str], _FrameSamples] = {}
         self._sent_frames: dict[tuple[str, str], tuple[_Add, _Add]] = {}
+        self._deliveries: dict[str, _Delivered] = {}
 
     def group_label(self, group: str) -> str:
         """The bounded ``group_template`` label of a raw group name."""
@@ -275,26 +299,28 @@ class MetricsHooks:
     def deliver(
         self, conn: ConnectionInfo, kind: str, name: str, carrier: Mapping[str, str]
     ) -> Observation:
-        if kind == "event":
-            lag = _event_lag(carrier)
-            if lag is not None:
-                self._event_lag(name).observe(lag)
-        return _Timed(self._deliver_done, conn.consumer, kind, name)
+        if kind != "event":
+            delivered = self._deliveries.get(conn.consumer)
+            if delivered is None:
+                delivered = self._deliveries[conn.consumer] = _Delivered(
+                    self._delivered(conn.consumer).inc
+                )
+            return delivered
+        lag = _event_lag(carrier)
+        if lag is not None:
+            self._event_lag(name).observe(lag)
+        return _Timed(self._event_done, conn.consumer, name)
 
-    def _deliver_done(
+    def _event_done(
         self,
         elapsed: float,
         outcome: str,
         error_type: str | None,
         consumer: str,
-        kind: str,
         name: str,
     ) -> None:
-        if kind == "event":
-            self._events_received(consumer, name, _outcome(outcome)).inc(1)
-            self._event_handling(consumer, name).observe(elapsed)
-        elif outcome == "ok":
-            self._delivered(consumer).inc(1)
+        self._events_received(consumer, name, _outcome(outcome)).inc(1)
+        self._event_handling(consumer, name).observe(elapsed)
 
     def channel_layer_error(
         self, conn: ConnectionInfo | None, operation: str, exc: BaseException

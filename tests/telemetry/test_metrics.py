@@ -253,6 +253,24 @@ async def test_group_message_is_sent_and_delivered(
     assert value("chanx_events_sent_total", handler="chat_group") == 0
 
 
+def test_only_group_messages_handled_ok_count_as_delivered(
+    hooks: MetricsHooks, value: Callable[..., float]
+) -> None:
+    first = ConnectionInfo("c1", "RoomConsumer", "/ws/room/a/", "/ws/room/<id>/")
+    second = ConnectionInfo("c2", "RoomConsumer", "/ws/room/b/", "/ws/room/<id>/")
+    # Two members of a group, both open before either finishes.
+    one = hooks.deliver(first, "group_message", "chat", {})
+    two = hooks.deliver(second, "group_message", "chat", {})
+    one.finish("ok")
+    two.finish("error", "handler", RuntimeError("boom"))
+    hooks.deliver(first, "group_message", "chat", {}).finish("ok")
+    assert value("chanx_group_messages_delivered_total", **ROOM) == 2
+    # A group message is not an event: no event samples.
+    assert (
+        value("chanx_events_received_total", **ROOM, handler="chat", outcome="ok") == 0
+    )
+
+
 @pytest.mark.usefixtures("hooks")
 async def test_channel_event_is_sent_received_and_lag_measured(
     chanx_communicator_factory: Factory, value: Callable[..., float]
