@@ -84,6 +84,29 @@ def test_a_raising_part_is_logged_counted_and_the_others_still_record() -> None:
     ]
 
 
+def test_a_part_failing_to_finish_is_named_and_the_parts_before_it_finish() -> None:
+    counted: list[str] = []
+    traces, logs_part = RecordingHooks(), RecordingHooks()
+    hooks = TelemetryHooks(
+        [
+            ("traces", traces),
+            ("metrics", RaisingHooks(in_finish=True)),
+            ("logs", logs_part),
+        ],
+        on_error=counted.append,
+    )
+    with capture_logs() as logs:
+        hooks.deliver(_conn(), "group_message", "chat", {}).finish("ok")
+    assert counted == ["metrics"]
+    failures = [e for e in logs if e["event"] == "telemetry_hook_failed"]
+    assert [(e["signal"], e["hook"]) for e in failures] == [
+        ("metrics", "deliver.finish")
+    ]
+    # Reverse order: logs first, then (after metrics failed) traces.
+    assert logs_part.finished == [("deliver", "chat", "ok", None, None)]
+    assert traces.finished == [("deliver", "chat", "ok", None, None)]
+
+
 async def test_a_raising_signal_leaves_the_consumer_and_metrics_working(
     use_hooks: Any,
 ) -> None:
