@@ -300,16 +300,18 @@ class MetricsHooks:
         self, conn: ConnectionInfo, kind: str, name: str, carrier: Mapping[str, str]
     ) -> Observation:
         if kind != "event":
-            delivered = self._deliveries.get(conn.consumer)
-            if delivered is None:
-                delivered = self._deliveries[conn.consumer] = _Delivered(
-                    self._delivered(conn.consumer).inc
-                )
-            return delivered
+            consumer = conn.consumer
+            return self._deliveries.get(consumer) or self._new_delivered(consumer)
         lag = _event_lag(carrier)
         if lag is not None:
             self._event_lag(name).observe(lag)
         return _Timed(self._event_done, conn.consumer, name)
+
+    def _new_delivered(self, consumer: str) -> _Delivered:
+        delivered = self._deliveries[consumer] = _Delivered(
+            self._delivered(consumer).inc
+        )
+        return delivered
 
     def _event_done(
         self,
