@@ -18,7 +18,7 @@ other exception; the exporter then encodes the batch the official way.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -50,7 +50,7 @@ from chanx.telemetry.otlp_wire import (
 )
 from chanx.telemetry.span_fields import span_fields
 
-__all__ = ["encode_spans"]
+__all__ = ["PAUSE_EVERY", "encode_spans"]
 
 _SPAN = Span.DESCRIPTOR
 _TRACE_ID = tag(_SPAN, "trace_id", LENGTH) + b"\x10"
@@ -325,20 +325,50 @@ class _Canonical:
 
 
 _Scopes = dict[int, tuple[Any, list[bytes]]]
+_Groups = dict[int, tuple[Any, _Scopes]]
+
+#: Spans encoded between two calls of :func:`encode_spans`' ``pause``.
+PAUSE_EVERY = 32
 
 
-def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
+def encode_spans(
+    spans: Sequence[ReadableSpan], pause: Callable[[], None] | None = None
+) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` for ``spans``.
 
     Parses to a message equal to the official ``encode_spans(spans)``: spans
     grouped by resource, then by instrumentation scope, in order of first
     appearance.
 
+    Args:
+        spans: The batch.
+        pause: Called between every :data:`PAUSE_EVERY` spans. The exporter's
+            thread passes one that releases the GIL, so the event loop does
+            not wait for a whole batch to be encoded.
+
     Raises:
         UnsupportedValue: A value only the official encoder handles.
     """
     resources, scopes = _Canonical(), _Canonical()
-    groups: dict[int, tuple[Any, _Scopes]] = {}
+    groups: _Groups = {}
+    for start in range(0, len(spans), PAUSE_EVERY):
+        if start and pause is not None:
+            pause()
+        chunk = spans[start : start + PAUSE_EVERY]
+        _group_spans(chunk, resources, scopes, groups)
+    return b"".join(
+        length_prefixed(_REQUEST_RESOURCE_SPANS, _resource_spans(resource, by_scope))
+        for resource, by_scope in groups.values()
+    )
+
+
+def _group_spans(
+    spans: Sequence[ReadableSpan],
+    resources: _Canonical,
+    scopes: _Canonical,
+    groups: _Groups,
+) -> None:
+    """Encode ``spans`` into ``groups``, by resource and then scope."""
     for span in spans:
         body, origin = _span(span)
         resource = resources(origin[0])
@@ -351,10 +381,6 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
         if scope_entry is None:
             scope_entry = by_scope[id(scope)] = (scope, [])
         scope_entry[1].extend((_SCOPE_SPANS_SPAN, varint(len(body)), body))
-    return b"".join(
-        length_prefixed(_REQUEST_RESOURCE_SPANS, _resource_spans(resource, by_scope))
-        for resource, by_scope in groups.values()
-    )
 
 
 def _resource_spans(resource: Any, by_scope: _Scopes) -> bytes:

@@ -43,7 +43,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.span import TraceFlags, TraceState
 
-from chanx.telemetry.otlp_encoding import encode_spans
+from chanx.telemetry.otlp_encoding import PAUSE_EVERY, encode_spans
 from chanx.telemetry.otlp_wire import (
     FIXED32,
     LENGTH,
@@ -232,6 +232,24 @@ def test_directly_built_spans_encode_like_the_official_encoder(
     )
     twin = ReadableSpan("twin", context, instrumentation_scope=None)
     same_request([span, twin, span])
+
+
+def test_a_batch_encoded_with_pauses_is_the_same_request() -> None:
+    # Spans of every resource and scope on both sides of each pause: the
+    # groups go on across pauses, in order of first appearance.
+    made = providers()
+    for index in range(2 * PAUSE_EVERY + 5):
+        provider, _ = made[index % len(made)]
+        tracer(provider, index % 3).start_span(f"frame {index}").end()
+    spans = [span for _, memory in made for span in memory.get_finished_spans()]
+    random.Random(5).shuffle(spans)
+    pauses: list[int] = []
+
+    encoded = encode_spans(spans, lambda: pauses.append(len(pauses)))
+
+    assert pauses == [0, 1]  # between the three chunks, not after the last
+    assert encoded == encode_spans(spans)
+    same_request(spans)
 
 
 def test_chanx_receive_spans_encode_like_the_official_encoder() -> None:

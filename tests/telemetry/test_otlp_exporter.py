@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator, Sequence
+from types import SimpleNamespace
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
@@ -33,6 +34,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind
 from structlog.testing import capture_logs
 
 from chanx.telemetry import otlp_exporter
+from chanx.telemetry.otlp_encoding import PAUSE_EVERY
 from chanx.telemetry.otlp_exporter import FastOTLPSpanExporter
 from chanx.telemetry.sdk import create_tracer_provider
 from tests.telemetry.test_sdk import Collector, closed_port, run
@@ -94,6 +96,22 @@ def test_requests_carry_what_the_official_encoder_makes_of_the_spans(
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     assert receiver.request() == official_encode_spans(spans)
     assert exporter.fallbacks == 0
+
+
+def test_the_exporter_releases_the_gil_while_it_encodes_a_batch(
+    monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    releases: list[float] = []
+    # Only the exporter module's view of ``time``: other threads keep theirs.
+    monkeypatch.setattr(otlp_exporter, "time", SimpleNamespace(sleep=releases.append))
+    exporter = FastOTLPSpanExporter(endpoint=f"{receiver.url}/v1/traces")
+    spans = chanx_spans(2 * PAUSE_EVERY + 1)
+
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+
+    # Three chunks of spans: two pauses, each a zero-second sleep.
+    assert releases == [0, 0]
+    assert receiver.request() == official_encode_spans(spans)
 
 
 def test_transport_options_come_from_the_official_exporter(
