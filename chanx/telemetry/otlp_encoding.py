@@ -327,12 +327,14 @@ class _Canonical:
 _Scopes = dict[int, tuple[Any, list[bytes]]]
 _Groups = dict[int, tuple[Any, _Scopes]]
 
-#: Spans encoded between two calls of :func:`encode_spans`' ``pause``.
+#: Spans encoded between two calls of :func:`encode_spans`' ``pause`` by default.
 PAUSE_EVERY = 32
 
 
 def encode_spans(
-    spans: Sequence[ReadableSpan], pause: Callable[[], None] | None = None
+    spans: Sequence[ReadableSpan],
+    pause: Callable[[], None] | None = None,
+    pause_every: int = PAUSE_EVERY,
 ) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` for ``spans``.
 
@@ -342,19 +344,21 @@ def encode_spans(
 
     Args:
         spans: The batch.
-        pause: Called between every :data:`PAUSE_EVERY` spans. The exporter's
-            thread passes one that releases the GIL, so the event loop does
-            not wait for a whole batch to be encoded.
+        pause: Called between every ``pause_every`` spans (the exporter's
+            thread may pass one that releases the GIL, so the event loop
+            does not wait for a whole batch to be encoded).
+        pause_every: Spans encoded between two pauses (at least 1).
 
     Raises:
         UnsupportedValue: A value only the official encoder handles.
     """
     resources, scopes = _Canonical(), _Canonical()
     groups: _Groups = {}
-    for start in range(0, len(spans), PAUSE_EVERY):
+    every = max(1, pause_every) if pause is not None else max(1, len(spans))
+    for start in range(0, len(spans), every):
         if start and pause is not None:
             pause()
-        chunk = spans[start : start + PAUSE_EVERY]
+        chunk = spans[start : start + every]
         _group_spans(chunk, resources, scopes, groups)
     return b"".join(
         length_prefixed(_REQUEST_RESOURCE_SPANS, _resource_spans(resource, by_scope))

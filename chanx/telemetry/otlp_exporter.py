@@ -25,6 +25,7 @@ posted by :class:`~chanx.telemetry.otlp_transport.PlainHTTPTransport`.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -37,7 +38,11 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-__all__ = ["FastOTLPSpanExporter", "release_gil"]
+__all__ = ["PAUSE_ENV", "FastOTLPSpanExporter", "release_gil"]
+
+#: Environment variable: spans encoded between two releases of the GIL
+#: (unset or 0: none; see :func:`release_gil`).
+PAUSE_ENV = "CHANX_OTLP_ENCODE_PAUSE"
 
 _log = structlog.get_logger("chanx.telemetry")
 # The official exporter's own logger: its messages keep their usual source.
@@ -70,11 +75,29 @@ def release_gil() -> None:
     The batch processor's thread encodes a batch (512 spans by default,
     several milliseconds) in pure Python. Held throughout, the GIL keeps the
     event loop waiting for up to the switch interval each time it wants it
-    back: those waits are what put chanx's p99 round trip above plain
-    Channels' under load (``benchmarks/README.md``). ``time.sleep`` releases
-    the GIL even for zero seconds.
+    back: those waits are most of the gap between chanx's p99 round trip and
+    plain Channels' under load. With :data:`PAUSE_ENV` set, the exporter
+    calls this every that many spans: p99 a quarter lower, throughput about
+    6% lower at saturation (``benchmarks/README.md``), so it is opt-in.
+    ``time.sleep`` releases the GIL even for zero seconds.
     """
     time.sleep(0)
+
+
+def _pause_every() -> int:
+    """:data:`PAUSE_ENV` as a number of spans; 0 when unset or not one."""
+    raw = os.environ.get(PAUSE_ENV, "").strip()
+    if not raw:
+        return 0
+    try:
+        every = int(raw)
+    except ValueError:
+        every = -1
+    if every < 0:
+        # Telemetry settings never stop the app: say so, encode as before.
+        _log.warning("otlp_encode_pause_invalid", value=raw, expected="spans >= 0")
+        return 0
+    return every
 
 
 # ``session`` is the official constructor's eighth positional parameter.
@@ -118,6 +141,8 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
         if reason is not None:
             _log.warning("otlp_fast_encoder_unavailable", reason=reason)
         self.plain_http = self._post_plainly(args, kwargs)
+        #: Spans encoded between two GIL releases (0: the batch in one go).
+        self.pause_every = _pause_every()
 
     def _post_plainly(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
         """Swap ``requests`` for a plain ``http.client`` transport when it
@@ -171,10 +196,13 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
 
         Falls back to the official encoder for a batch the fast one cannot
         encode (whatever the reason: it must never lose or alter spans).
-        The fast one releases the GIL between chunks (:func:`release_gil`).
+        The fast one releases the GIL every :attr:`pause_every` spans, if set
+        (:func:`release_gil`).
         """
         try:
-            return encode_spans(spans, release_gil)
+            if self.pause_every:
+                return encode_spans(spans, release_gil, self.pause_every)
+            return encode_spans(spans)
         except Exception as exc:
             self.fallbacks += 1
             if self.fallbacks == 1:

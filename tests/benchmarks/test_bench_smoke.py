@@ -138,6 +138,19 @@ def test_revision_benchmark_serves_both_checkouts() -> None:
     assert re.search(r"^rate / plain Channels: base \d+\.\d{3}, ", output, re.M)
 
 
+def test_latency_benchmark_pairs_both_checkouts_with_plain() -> None:
+    output = run_smoke("benchmarks/latency.py", BENCH_BASE="HEAD")
+    number = r"\s+(\d+\.\d)"
+    rows = re.findall(
+        rf"^(base|working tree|plain)\s+(\d+){number * 4}$", output, re.MULTILINE
+    )
+    assert [row[0] for row in rows] == ["base", "working tree", "plain"]
+    # Every server answered (round trips/s above zero).
+    assert all(int(row[1]) > 0 for row in rows)
+    assert re.search(r"rate \d+\.\d{3}$", output, re.MULTILINE)
+    assert re.search(r"p99 \d+\.\d{3}$", output, re.MULTILINE)
+
+
 def test_revision_report_survives_a_cpu_reading_of_zero() -> None:
     # A smoke run's CPU is a few 10 ms clock ticks, often none: the report
     # must say so instead of dividing by it (a CI run once failed on that).

@@ -98,20 +98,36 @@ def test_requests_carry_what_the_official_encoder_makes_of_the_spans(
     assert exporter.fallbacks == 0
 
 
-def test_the_exporter_releases_the_gil_while_it_encodes_a_batch(
-    monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+@pytest.mark.parametrize(
+    ("setting", "releases"),
+    [(None, []), ("0", []), ("32", [0, 0]), ("20", [0, 0, 0]), ("many", [])],
+)
+def test_the_exporter_releases_the_gil_every_so_many_spans_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+    receiver: Receiver,
+    setting: str | None,
+    releases: list[int],
 ) -> None:
-    releases: list[float] = []
+    if setting is not None:
+        monkeypatch.setenv(otlp_exporter.PAUSE_ENV, setting)
+    slept: list[float] = []
     # Only the exporter module's view of ``time``: other threads keep theirs.
-    monkeypatch.setattr(otlp_exporter, "time", SimpleNamespace(sleep=releases.append))
-    exporter = FastOTLPSpanExporter(endpoint=f"{receiver.url}/v1/traces")
+    monkeypatch.setattr(otlp_exporter, "time", SimpleNamespace(sleep=slept.append))
+    with capture_logs() as logs:
+        exporter = FastOTLPSpanExporter(endpoint=f"{receiver.url}/v1/traces")
     spans = chanx_spans(2 * PAUSE_EVERY + 1)
 
     assert exporter.export(spans) is SpanExportResult.SUCCESS
 
-    # Three chunks of spans: two pauses, each a zero-second sleep.
-    assert releases == [0, 0]
+    # 65 spans: two pauses every 32, three every 20; each a zero-second sleep.
+    assert slept == releases
     assert receiver.request() == official_encode_spans(spans)
+    if setting == "many":
+        [warning] = logs
+        assert warning["event"] == "otlp_encode_pause_invalid"
+        assert warning["value"] == "many"
+    else:
+        assert logs == []
 
 
 def test_transport_options_come_from_the_official_exporter(
