@@ -354,12 +354,14 @@ def encode_spans(
     """
     resources, scopes = _Canonical(), _Canonical()
     groups: _Groups = {}
-    every = max(1, pause_every) if pause is not None else max(1, len(spans))
-    for start in range(0, len(spans), every):
-        if start and pause is not None:
-            pause()
-        chunk = spans[start : start + every]
-        _group_spans(chunk, resources, scopes, groups)
+    if pause is None:
+        _group_spans(spans, resources, scopes, groups)
+    else:
+        every = max(1, pause_every)
+        for start in range(0, len(spans), every):
+            if start:
+                pause()
+            _group_spans(spans[start : start + every], resources, scopes, groups)
     return b"".join(
         length_prefixed(_REQUEST_RESOURCE_SPANS, _resource_spans(resource, by_scope))
         for resource, by_scope in groups.values()
