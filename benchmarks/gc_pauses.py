@@ -92,14 +92,16 @@ async def measure(server: BenchServer, kind: str) -> Sample:
     )
 
 
-async def run(servers: dict[str, BenchServer]) -> dict[str, list[Sample]]:
+async def run(
+    servers: dict[str, BenchServer], kinds: dict[str, str], rounds: int = ROUNDS
+) -> dict[str, list[Sample]]:
+    """``rounds`` samples per server, pinging each on its route ``kinds[name]``."""
     samples: dict[str, list[Sample]] = {name: [] for name in servers}
-    for round_number in range(ROUNDS):
+    for round_number in range(rounds):
         # Interleaved: every variant sees the machine's drift alike.
         order = list(servers) if round_number % 2 == 0 else list(reversed(servers))
         for name in order:
-            kind = VARIANTS[name][0]
-            samples[name].append(await measure(servers[name], kind))
+            samples[name].append(await measure(servers[name], kinds[name]))
     return samples
 
 
@@ -144,7 +146,9 @@ def main() -> None:
                 for name, (_, args) in VARIANTS.items()
             }
             with serving(servers.values()):
-                samples = asyncio.run(run(servers))
+                samples = asyncio.run(
+                    run(servers, {name: v[0] for name, v in VARIANTS.items()})
+                )
         report(samples)
     finally:
         sink.stop()

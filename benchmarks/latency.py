@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.gc_pauses import CLIENTS, SMOKE, Sample, measure  # noqa: E402
+from benchmarks.gc_pauses import CLIENTS, SMOKE, Sample, run  # noqa: E402
 from benchmarks.live_servers import (  # noqa: E402
     BenchServer,
     OtlpSink,
@@ -46,15 +46,6 @@ ROUNDS = 1 if SMOKE else int(os.environ.get("BENCH_ROUNDS", "9"))
 LAUNCHER = os.environ.get("BENCH_LAUNCHER", "chanx.serve")
 # Server name -> the route kind it is pinged on.
 KINDS = {"base": "chanx", "working tree": "chanx", "plain": "plain"}
-
-
-async def run(servers: dict[str, BenchServer]) -> dict[str, list[Sample]]:
-    samples: dict[str, list[Sample]] = {name: [] for name in servers}
-    for round_number in range(ROUNDS):
-        order = list(servers) if round_number % 2 == 0 else list(reversed(servers))
-        for name in order:
-            samples[name].append(await measure(servers[name], KINDS[name]))
-    return samples
 
 
 def report(samples: dict[str, list[Sample]]) -> None:
@@ -95,7 +86,7 @@ def main() -> None:
                 for name, root in roots.items()
             }
             with serving(servers.values()):
-                samples = asyncio.run(run(servers))
+                samples = asyncio.run(run(servers, KINDS, ROUNDS))
         report(samples)
     finally:
         sink.stop()
