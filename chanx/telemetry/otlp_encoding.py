@@ -50,7 +50,7 @@ from chanx.telemetry.otlp_wire import (
 )
 from chanx.telemetry.span_fields import span_fields
 
-__all__ = ["PAUSE_EVERY", "encode_spans"]
+__all__ = ["PAUSE_EVERY", "encode_span", "encode_spans"]
 
 _SPAN = Span.DESCRIPTOR
 _TRACE_ID = tag(_SPAN, "trace_id", LENGTH) + b"\x10"
@@ -142,8 +142,12 @@ def _cached_name(cache: dict[str, bytes], field_tag: bytes, name: str) -> bytes:
     return encoded
 
 
-def _span(span: ReadableSpan) -> tuple[bytes, tuple[Any, Any]]:
-    """The body of the ``Span`` message for ``span``, and its resource and scope."""
+def encode_span(span: ReadableSpan) -> tuple[bytes, tuple[Any, Any]]:
+    """The body of the ``Span`` message for ``span``, and its resource and scope.
+
+    Raises:
+        UnsupportedValue: A value only the official encoder handles.
+    """
     context, parent, name, kind, start, end, status, *contents, origin = span_fields(
         span
     )
@@ -332,9 +336,10 @@ PAUSE_EVERY = 32
 
 
 def encode_spans(
-    spans: Sequence[ReadableSpan],
+    spans: Sequence[ReadableSpan | tuple[int, bytes]],
     pause: Callable[[], None] | None = None,
     pause_every: int = PAUSE_EVERY,
+    origin: Callable[[int], tuple[Any, Any]] | None = None,
 ) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` for ``spans``.
 
@@ -343,7 +348,9 @@ def encode_spans(
     appearance.
 
     Args:
-        spans: The batch.
+        spans: The batch: spans, or spans encoded when they ended as
+            ``(key, body)`` pairs (:mod:`chanx.telemetry.span_records`).
+        origin: The resource and scope of a pair's key (needed for pairs).
         pause: Called between every ``pause_every`` spans (the exporter's
             thread may pass one that releases the GIL, so the event loop
             does not wait for a whole batch to be encoded).
@@ -355,13 +362,14 @@ def encode_spans(
     resources, scopes = _Canonical(), _Canonical()
     groups: _Groups = {}
     if pause is None:
-        _group_spans(spans, resources, scopes, groups)
+        _group_spans(spans, resources, scopes, groups, origin)
     else:
         every = max(1, pause_every)
         for start in range(0, len(spans), every):
             if start:
                 pause()
-            _group_spans(spans[start : start + every], resources, scopes, groups)
+            chunk = spans[start : start + every]
+            _group_spans(chunk, resources, scopes, groups, origin)
     return b"".join(
         length_prefixed(_REQUEST_RESOURCE_SPANS, _resource_spans(resource, by_scope))
         for resource, by_scope in groups.values()
@@ -369,14 +377,21 @@ def encode_spans(
 
 
 def _group_spans(
-    spans: Sequence[ReadableSpan],
+    spans: Sequence[ReadableSpan | tuple[int, bytes]],
     resources: _Canonical,
     scopes: _Canonical,
     groups: _Groups,
+    origin_of: Callable[[int], tuple[Any, Any]] | None,
 ) -> None:
     """Encode ``spans`` into ``groups``, by resource and then scope."""
     for span in spans:
-        body, origin = _span(span)
+        if type(span) is tuple:
+            if origin_of is None:
+                raise TypeError("an encoded span without the origin of its key")
+            key, body = span
+            origin = origin_of(key)
+        else:
+            body, origin = encode_span(span)  # type: ignore[arg-type]
         resource = resources(origin[0])
         scope = scopes(origin[1] or None)
         entry = groups.get(id(resource))

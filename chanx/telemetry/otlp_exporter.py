@@ -28,7 +28,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
@@ -58,6 +58,7 @@ try:
     )
 
     from chanx.telemetry.otlp_encoding import encode_spans
+    from chanx.telemetry.span_records import SpanRecord, SpanRecords
 except Exception as exc:  # pragma: no cover - depends on installed versions
     _UNAVAILABLE: str | None = f"{type(exc).__name__}: {exc}"
 else:
@@ -131,6 +132,9 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
         fallbacks: Batches the fast encoder left to the official one.
         plain_http: Whether batches are posted without ``requests``
             (:mod:`chanx.telemetry.otlp_transport`).
+        span_records: Encodes spans as they end, for a processor that queues
+            the records instead (chanx's, :mod:`chanx.telemetry.span_records`);
+            ``export`` takes them mixed with spans. None when not :attr:`fast`.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -138,8 +142,11 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
         self.fallbacks = 0
         reason = _missing_internals(self)
         self.fast = reason is None
+        self.span_records: SpanRecords | None = None
         if reason is not None:
             _log.warning("otlp_fast_encoder_unavailable", reason=reason)
+        else:
+            self.span_records = SpanRecords()
         self.plain_http = self._post_plainly(args, kwargs)
         #: Spans encoded between two GIL releases (0: the batch in one go).
         self.pause_every = _pause_every()
@@ -163,10 +170,15 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
         official.close()
         return True
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Send ``spans`` as one OTLP request, as the official exporter does."""
+    def export(self, spans: Sequence[ReadableSpan | SpanRecord]) -> SpanExportResult:
+        """Send ``spans`` as one OTLP request, as the official exporter does.
+
+        ``spans`` may hold records :attr:`span_records` made of spans that
+        ended: they are sent as the spans would have been.
+        """
         if not self.fast:
-            return super().export(spans)
+            # Without the fast encoder there is no span_records: only spans.
+            return super().export(cast(Sequence[ReadableSpan], spans))
         if self._shutdown:
             _official_log.warning("Exporter already shutdown, ignoring batch")
             return SpanExportResult.FAILURE
@@ -191,23 +203,31 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
-    def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
+    def encode(self, spans: Sequence[ReadableSpan | SpanRecord]) -> bytes:
         """The serialized ``ExportTraceServiceRequest`` for ``spans``.
 
         Falls back to the official encoder for a batch the fast one cannot
-        encode (whatever the reason: it must never lose or alter spans).
-        The fast one releases the GIL every :attr:`pause_every` spans, if set
+        encode (whatever the reason: it must never lose or alter spans); the
+        spans already encoded as records keep their bytes. The fast one
+        releases the GIL every :attr:`pause_every` spans, if set
         (:func:`release_gil`).
         """
+        origin = None if self.span_records is None else self.span_records.origin
         try:
             if self.pause_every:
-                return encode_spans(spans, release_gil, self.pause_every)
-            return encode_spans(spans)
+                return encode_spans(spans, release_gil, self.pause_every, origin)
+            return encode_spans(spans, origin=origin)
         except Exception as exc:
             self.fallbacks += 1
             if self.fallbacks == 1:
                 _log.info("otlp_encoding_fallback", error_type=type(exc).__name__)
-        data: bytes = official_encode_spans(spans).SerializePartialToString()
+        records = [item for item in spans if type(item) is tuple]
+        others: Any = [item for item in spans if type(item) is not tuple]
+        data: bytes = official_encode_spans(others).SerializePartialToString()
+        if records:
+            # Two requests' bytes concatenated parse as one request holding
+            # both lists of resource spans (protobuf merges repeated fields).
+            data = encode_spans(records, origin=origin) + data
         return data
 
     def _too_large(self, size: int) -> Exception:

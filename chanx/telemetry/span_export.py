@@ -53,6 +53,7 @@ class FailsafeExporter(SpanExporter):
         self._on_failure = on_failure
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        # spans may hold records the inner exporter made (see span_records).
         try:
             result = self._inner.export(spans)
         except Exception as exc:
@@ -101,6 +102,12 @@ class BoundedSpanProcessor(BatchSpanProcessor):
     collector that is slow or down) with one log line and no count; this
     counts each one through ``on_drop``. Its ``shutdown()`` waits up to 30 s
     whatever the exporter does; this one waits ``shutdown_timeout``.
+
+    With ``record``, what waits in the queue is ``record(span)``, made as the
+    span ends: the exporter's own encoding of it
+    (:mod:`chanx.telemetry.span_records`), which it must accept in ``export``.
+    ``record`` must not raise; it returns the span itself when it cannot
+    encode it.
     """
 
     def __init__(
@@ -109,15 +116,18 @@ class BoundedSpanProcessor(BatchSpanProcessor):
         *,
         on_drop: Callable[[], None] | None = None,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        record: Callable[[ReadableSpan], object] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(exporter, **kwargs)
         self._on_drop = on_drop
+        self._record = record
         self.shutdown_timeout = shutdown_timeout
         # The SDK keeps the queue in its (private) BatchProcessor.
         inner = self._batch_processor
         self.max_queue_size: int = inner._max_queue_size
-        self._enqueue = (
+        # Takes a span, or what record() made of it.
+        self._enqueue: Callable[[Any], None] = (
             self._enqueue_directly if _queues_as_expected(inner) else inner.emit
         )
 
@@ -134,9 +144,10 @@ class BoundedSpanProcessor(BatchSpanProcessor):
             return
         if len(self._batch_processor._queue) >= self.max_queue_size:
             self._dropped()
-        self._enqueue(span)
+        record = self._record
+        self._enqueue(span if record is None else record(span))
 
-    def _enqueue_directly(self, span: ReadableSpan) -> None:
+    def _enqueue_directly(self, span: Any) -> None:
         # BatchProcessor.emit without its fork check, a getpid() system call
         # per span: the SDK re-creates the queue and worker in a forked
         # child through os.register_at_fork already. Anything but a plain
