@@ -10,7 +10,8 @@ waiting for its pong (:func:`benchmarks.gc_pauses.measure`;
 ``BENCH_PROFILE=smoke``: one round of a second, 5 clients).
 
 Prints each server's medians over rounds (round trips/s, p50, p99, p99.9
-and the slowest round trip, in ms), each round's rate and p99, and the
+and the slowest round trip, in ms) with its full garbage collections per
+1,000 round trips over all rounds, each round's rate and p99, and the
 working tree / base ratios per round (their medians): latency percentiles
 move with the machine as much as rates do, so only the paired ratios
 compare.
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.gc_pauses import CLIENTS, SMOKE, Sample, run  # noqa: E402
+from benchmarks.gc_pauses import CLIENTS, SECONDS, SMOKE, Sample, run  # noqa: E402
 from benchmarks.live_servers import (  # noqa: E402
     BenchServer,
     OtlpSink,
@@ -54,11 +55,21 @@ def report(samples: dict[str, list[Sample]]) -> None:
         f"working tree, "
         f"{ROUNDS} rounds (medians; ms)"
     )
-    print(f"{'':14}{'rt/s':>9}{'p50':>8}{'p99':>8}{'p99.9':>8}{'max':>8}")
+    print(
+        f"{'':14}{'rt/s':>9}{'p50':>8}{'p99':>8}{'p99.9':>8}{'max':>8}"
+        f"{'full GCs/1k rt':>16}"
+    )
     for name, rows in samples.items():
         table = [(s.rate, s.p50, s.p99, s.p999, s.worst) for s in rows]
         rate, *times = [statistics.median(c) for c in zip(*table, strict=True)]
-        print(f"{name:14}{rate:9.0f}" + "".join(f"{t:8.1f}" for t in times))
+        # Over all rounds: a round sees only a few full collections.
+        fulls = sum(s.full_collections for s in rows)
+        per_1k = 1000 * fulls / (sum(s.rate for s in rows) * SECONDS)
+        print(
+            f"{name:14}{rate:9.0f}"
+            + "".join(f"{t:8.1f}" for t in times)
+            + f"{per_1k:16.3f}"
+        )
     for name, rows in samples.items():
         print(f"  {name:12}", " ".join(f"{s.rate:5.0f}/{s.p99:4.1f}" for s in rows))
     pairs = list(zip(samples["working tree"], samples["base"], strict=True))

@@ -142,7 +142,9 @@ def test_latency_benchmark_pairs_both_checkouts_with_plain() -> None:
     output = run_smoke("benchmarks/latency.py", BENCH_BASE="HEAD")
     number = r"\s+(\d+\.\d)"
     rows = re.findall(
-        rf"^(base|working tree|plain)\s+(\d+){number * 4}$", output, re.MULTILINE
+        rf"^(base|working tree|plain)\s+(\d+){number * 4}\s+(\d+\.\d{{3}})$",
+        output,
+        re.MULTILINE,
     )
     assert [row[0] for row in rows] == ["base", "working tree", "plain"]
     # Every server answered (round trips/s above zero).
