@@ -6,8 +6,10 @@ collection every ten or so of the next generation's. In process, through
 Channels' communicator (echo, ``FRAMES`` frames, interleaved), this counts
 collections per 1,000 frames for telemetry off, spans through a
 ``BatchSpanProcessor`` (spans wait in its queue) and through a
-``SimpleSpanProcessor`` (spans are exported, here dropped, as they end),
-alone and with logs and metrics. Then it counts the container objects one
+``SimpleSpanProcessor`` (spans are exported, here dropped, as they end)
+and through what ``chanx.telemetry.setup()`` builds (each span encoded as
+it ends, its bytes waiting in the queue: ``chanx.telemetry.span_records``;
+the batches encoded and dropped), alone and with logs and metrics. Then it counts the container objects one
 ended span keeps allocated while it waits: a frame's ``receive`` span and a
 group delivery's ``process`` span, each with its ``message_sent`` event.
 
@@ -21,7 +23,7 @@ import asyncio
 import gc
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from opentelemetry.sdk.trace import (  # noqa: E402
 from opentelemetry.sdk.trace.export import (  # noqa: E402
     BatchSpanProcessor,
     SimpleSpanProcessor,
+    SpanExportResult,
 )
 from prometheus_client import CollectorRegistry  # noqa: E402
 
@@ -55,6 +58,8 @@ from benchmarks.echo_telemetry import (  # noqa: E402
 from chanx.hooks import ConnectionInfo, install_hooks  # noqa: E402
 from chanx.telemetry.config import TelemetryConfig  # noqa: E402
 from chanx.telemetry.install import install  # noqa: E402
+from chanx.telemetry.otlp_exporter import FastOTLPSpanExporter  # noqa: E402
+from chanx.telemetry.sdk import create_tracer_provider  # noqa: E402
 from chanx.telemetry.tracing import TracingHooks  # noqa: E402
 
 SMOKE = os.environ.get("BENCH_PROFILE") == "smoke"
@@ -79,11 +84,24 @@ class _Collections:
         self.counts = [0, 0, 0]
 
 
+class _EncodingDropper(FastOTLPSpanExporter):
+    """chanx's OTLP exporter, encoding each batch and sending nothing."""
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        self.encode(spans)
+        return SpanExportResult.SUCCESS
+
+
 def providers() -> dict[str, TracerProvider]:
     batch, simple = TracerProvider(), TracerProvider()
     batch.add_span_processor(BatchSpanProcessor(DroppingExporter()))
     simple.add_span_processor(SimpleSpanProcessor(DroppingExporter()))
-    return {"batch": batch, "simple": simple}
+    # What setup() builds: spans encoded as they end, their bytes queued.
+    chanx = create_tracer_provider(
+        exporter=_EncodingDropper(endpoint="http://127.0.0.1:9/v1/traces"),
+        shutdown_on_exit=False,
+    )
+    return {"batch": batch, "simple": simple, "chanx": chanx}
 
 
 async def one_variant(
@@ -113,8 +131,10 @@ async def collections(clock: _Collections) -> None:
         "telemetry off": (None, None),
         "spans, batch processor": (TRACES, spans["batch"]),
         "spans, simple processor": (TRACES, spans["simple"]),
+        "spans, chanx's processor": (TRACES, spans["chanx"]),
         "all on, batch processor": (ALL, spans["batch"]),
         "all on, simple processor": (ALL, spans["simple"]),
+        "all on, chanx's processor": (ALL, spans["chanx"]),
     }
     echo.FRAMES = FRAMES
     totals = {name: [0.0, 0, 0, 0] for name in variants}

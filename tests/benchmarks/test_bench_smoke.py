@@ -187,8 +187,10 @@ def test_gc_sources_benchmark_counts_every_variant() -> None:
         "telemetry off",
         "spans, batch processor",
         "spans, simple processor",
+        "spans, chanx's processor",
         "all on, batch processor",
         "all on, simple processor",
+        "all on, chanx's processor",
     ]
     kept = re.findall(r"^  (receive|process) span .*?(\d+\.\d)$", output, re.M)
     assert [name for name, _ in kept] == ["receive", "process"]
