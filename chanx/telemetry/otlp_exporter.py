@@ -73,14 +73,16 @@ except ImportError:  # pragma: no cover - an exporter without pluggable transpor
 def release_gil() -> None:
     """Let another thread take the GIL, if one is waiting for it.
 
-    The batch processor's thread encodes a batch (512 spans by default,
+    The batch processor's thread encodes a batch of spans (512 by default,
     several milliseconds) in pure Python. Held throughout, the GIL keeps the
     event loop waiting for up to the switch interval each time it wants it
-    back: those waits are most of the gap between chanx's p99 round trip and
-    plain Channels' under load. With :data:`PAUSE_ENV` set, the exporter
-    calls this every that many spans: p99 a quarter lower, throughput about
-    6% lower at saturation (``benchmarks/README.md``), so it is opt-in.
-    ``time.sleep`` releases the GIL even for zero seconds.
+    back. With :data:`PAUSE_ENV` set, the exporter calls this every that
+    many spans: under another processor, p99 a quarter lower and throughput
+    about 6% lower at saturation (``benchmarks/HISTORY.md``, fourteenth
+    round), so it is opt-in. chanx's own processor has the spans encoded as
+    they end (:mod:`chanx.telemetry.span_records`): only spans the fast
+    encoder refused are left to encode here. ``time.sleep`` releases the
+    GIL even for zero seconds.
     """
     time.sleep(0)
 
