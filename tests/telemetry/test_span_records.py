@@ -9,6 +9,7 @@ the spans themselves.
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -173,3 +174,40 @@ def test_records_need_the_origin_of_their_keys() -> None:
     batch = [records.record(span) for span in chanx_spans()]
     with pytest.raises(TypeError, match="origin"):
         encode_spans(batch)
+
+
+def test_spans_ended_on_many_threads_all_arrive_under_their_own_scope(
+    receiver: Receiver,
+) -> None:
+    # Spans are encoded on whichever thread ends them (sync code runs in
+    # thread pools): every one must arrive once, grouped under its scope.
+    exporter = FastOTLPSpanExporter(endpoint=f"{receiver.url}/v1/traces")
+    provider = create_tracer_provider(exporter=exporter, shutdown_on_exit=False)
+    start = threading.Barrier(4)
+
+    def end_spans(worker: int) -> None:
+        tracer = provider.get_tracer(f"scope-{worker % 2}")
+        start.wait(timeout=10)
+        for index in range(50):
+            tracer.start_span(f"w{worker}-{index}").end()
+
+    workers = [threading.Thread(target=end_spans, args=(n,)) for n in range(4)]
+    try:
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=30)
+        assert provider.force_flush()
+    finally:
+        provider.shutdown()
+    names: dict[str, list[str]] = {}
+    for index in range(len(receiver.requests)):
+        for resource_spans in receiver.request(index).resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                kept = names.setdefault(scope_spans.scope.name, [])
+                kept += [span.name for span in scope_spans.spans]
+    assert sorted(names) == ["scope-0", "scope-1"]
+    for scope, workers_of_scope in (("scope-0", (0, 2)), ("scope-1", (1, 3))):
+        expected = {f"w{w}-{i}" for w in workers_of_scope for i in range(50)}
+        assert sorted(names[scope]) == sorted(expected)
+    assert exporter.fallbacks == 0
