@@ -350,11 +350,11 @@ def encode_spans(
     Args:
         spans: The batch: spans, or spans encoded when they ended as
             ``(key, body)`` pairs (:mod:`chanx.telemetry.span_records`).
-        origin: The resource and scope of a pair's key (needed for pairs).
         pause: Called between every ``pause_every`` spans (the exporter's
             thread may pass one that releases the GIL, so the event loop
             does not wait for a whole batch to be encoded).
         pause_every: Spans encoded between two pauses (at least 1).
+        origin: The resource and scope of a pair's key (needed for pairs).
 
     Raises:
         UnsupportedValue: A value only the official encoder handles.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import structlog
@@ -14,6 +15,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 )
 
 from chanx.hooks import ConsumerHooks, get_hooks, install_hooks
+
+if TYPE_CHECKING:
+    from tests.telemetry.test_otlp_exporter import Receiver
 
 
 @pytest.fixture
@@ -69,3 +73,13 @@ def restore_logging() -> Iterator[None]:
             )
             lg.handlers, lg.propagate, lg.disabled = handlers, propagate, disabled
             lg.setLevel(level)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A loopback OTLP/HTTP collector keeping (and decoding) what it receives."""
+    from tests.telemetry.test_otlp_exporter import Receiver
+
+    receiver = Receiver()
+    yield receiver
+    receiver.close()

@@ -8,7 +8,7 @@ official exporter's transport options and failure behaviour.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from types import SimpleNamespace
 
 import pytest
@@ -41,7 +41,8 @@ from tests.telemetry.test_sdk import Collector, closed_port, run
 
 
 class Receiver(Collector):
-    """test_sdk's loopback OTLP/HTTP collector, decoding what it received."""
+    """test_sdk's loopback OTLP/HTTP collector, decoding what it received
+    (the ``receiver`` fixture, in conftest)."""
 
     def request(self, index: int = 0) -> ExportTraceServiceRequest:
         body = self.requests[index][1]
@@ -49,13 +50,6 @@ class Receiver(Collector):
             body = gzip.decompress(body)
         request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(body)
         return request
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
 
 
 def record_frames(provider: TracerProvider, count: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
@@ -42,13 +42,6 @@ from chanx.telemetry.tracing import TracingHooks
 from tests.telemetry.test_otlp_exporter import Receiver, chanx_spans
 
 CONN = ConnectionInfo("c0ffee", "RoomConsumer", "/ws/room/1/", "/ws/room/<room>/")
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
 
 
 def echo_frames(hooks: TracingHooks, count: int) -> None:
