@@ -26,14 +26,25 @@ class ConnectionCloser:
     def __init__(self) -> None:
         self._last = float("-inf")
 
-    async def maybe_close(self, interval: float | None) -> None:
-        """Close stale connections if ``interval`` has passed since the last time."""
+    def due(self, interval: float | None) -> bool:
+        """Whether ``interval`` has passed since the last close (and it is now
+        taken as done: call :meth:`close` when this says so)."""
         if interval is None:
-            return
+            return False
         now = time.monotonic()
         if now - self._last >= interval:
             self._last = now
-            await aclose_old_connections()
+            return True
+        return False
+
+    async def close(self) -> None:
+        """Close stale connections in the ORM's thread."""
+        await aclose_old_connections()
+
+    async def maybe_close(self, interval: float | None) -> None:
+        """Close stale connections if ``interval`` has passed since the last time."""
+        if self.due(interval):
+            await self.close()
 
 
 # One per process: the connections live in the ORM's single worker thread.

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from channels.consumer import AsyncConsumer
+from channels.routing import URLRouter
 from django.test import override_settings
+from django.urls import path
 
+from chanx.generic.base import sends_like_channels
 from chanx.messages.incoming import PingMessage
 from chanx.settings import chanx_settings
+from chanx.testing import WebsocketCommunicator
+from tests.app.consumers import NoEventsConsumer
 from tests.app.helpers import Factory, open_rejected, open_ws
 from tests.app.messages import EchoMessage, NoteMessage, NotePayload, RawMessage
 from tests.app.routing import router
@@ -184,3 +191,52 @@ async def test_send_json_goes_through_the_codec(
     await ws.receive_frame()
     await ws.send_json_to({"type": "raw", "payload": {"action": "custom", "v": 1}})
     assert await ws.receive_all_json() == [{"type": "custom", "v": 1}]
+
+
+class _CountingSendConsumer(NoEventsConsumer):
+    """Overrides ``send()``: every frame chanx sends must go through it."""
+
+    sent: list[str] = []
+
+    async def send(
+        self,
+        text_data: str | None = None,
+        bytes_data: bytes | None = None,
+        close: Any = False,
+    ) -> None:
+        if text_data is not None:
+            type(self).sent.append(text_data)
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+
+def test_only_consumers_keeping_channels_send_skip_it() -> None:
+    class OwnBaseSend(AsyncConsumer):  # type: ignore[misc]
+        async def send(self, message: dict[str, Any]) -> None:
+            await super().send(message)
+
+    class Mixed(NoEventsConsumer, OwnBaseSend):
+        pass
+
+    assert sends_like_channels(NoEventsConsumer)
+    assert NoEventsConsumer._chanx_direct_send
+    assert not sends_like_channels(_CountingSendConsumer)
+    assert not _CountingSendConsumer._chanx_direct_send
+    # A send(message) override below Channels' websocket send() counts too.
+    assert not Mixed._chanx_direct_send
+
+
+async def test_a_consumer_overriding_send_sees_every_frame() -> None:
+    _CountingSendConsumer.sent = []
+    communicator = WebsocketCommunicator(
+        URLRouter([path("ws/count/<room>/", _CountingSendConsumer.as_asgi())]),
+        "/ws/count/r1/",
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.assert_authenticated_status_ok()
+    await communicator.send_message(PingMessage())
+    assert await communicator.receive_frame() == PONG
+    assert await communicator.receive_frame() == COMPLETE
+    await communicator.disconnect()
+    actions = [json.loads(text)["action"] for text in _CountingSendConsumer.sent]
+    assert actions == ["authentication", "pong", "complete"]

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import structlog
-from channels.consumer import get_handler_name
+from channels.consumer import AsyncConsumer, get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -42,6 +42,12 @@ __all__ = ["AuthState", "ConsumerBase"]
 AuthState = Literal["pending", "ok", "failed"]
 
 _log = structlog.get_logger("chanx.consumer")
+
+
+def sends_like_channels(consumer: type[Any]) -> bool:
+    """Whether ``consumer.send`` is Channels' own, down to ``base_send``."""
+    owners = [klass for klass in consumer.__mro__ if "send" in vars(klass)]
+    return owners == [AsyncWebsocketConsumer, AsyncConsumer]
 
 
 def resolve_hooks(consumer: type[Any]) -> ConsumerHooks:
@@ -111,6 +117,12 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
     logger: Any
 
     _chanx_schema: ClassVar[ConsumerSchema | None] = None
+    # Whether frames may go to base_send directly (see _send_text).
+    _chanx_direct_send: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._chanx_direct_send = sends_like_channels(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -180,7 +192,9 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await closer.maybe_close(self.config.close_old_connections_interval)
+        # A check before a coroutine: most frames have nothing to close.
+        if closer.due(self.config.close_old_connections_interval):
+            await closer.close()
         async with self._handling:
             if self._closing and message["type"] != "websocket.disconnect":
                 # Draining or dropped: what arrived after the close would
@@ -259,8 +273,15 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
         # client does not read. Unbounded, the connection would linger while
         # the channel layer drops what no longer fits its per-channel
         # capacity, unnoticed; a drop (4408) tells the client to resync.
+        if self._chanx_direct_send and "send" not in self.__dict__:
+            # What Channels' send() passes on, without its two coroutines:
+            # on every frame's path. A class or instance with its own send()
+            # goes through it.
+            sending = self.base_send({"type": "websocket.send", "text": text})
+        else:
+            sending = self.send(text_data=text)
         try:
-            await within(self.send(text_data=text), self._send_timeout)
+            await within(sending, self._send_timeout)
         except TimeoutError:
             self.logger.warning("slow_client_dropped", timeout=self._send_timeout)
             raise ConnectionDropped(SEND_TIMEOUT_CLOSE_CODE) from None
