@@ -122,18 +122,21 @@ class TraceIds:
     frame), so is the same span, and its ids are kept with it.
     """
 
-    __slots__ = ("_last",)
+    __slots__ = ("_get_context", "_last")
 
     def __init__(self) -> None:
         # (OpenTelemetry context, its span's ids or None, the ids as the end
         # of a JSON object), replaced as one.
         self._last: tuple[Any, tuple[str, str] | None, str] = (None, None, "")
+        # OpenTelemetry's current_context, once a line has imported it.
+        self._get_context: Callable[[], Any] | None = None
 
     def _current(self) -> tuple[Any, tuple[str, str] | None, str]:
         api = _opentelemetry()
         if api is None:
             return self._last  # never set: no ids
         get_context, get_span = api
+        self._get_context = get_context
         try:
             context = get_context()
             last = self._last
@@ -154,6 +157,16 @@ class TraceIds:
     def json_fields(self) -> str:
         """What :meth:`add` adds, as JSON fields to end an object with
         (``,"trace_id":"…","span_id":"…"``), or ``""``."""
+        get_context = self._get_context
+        if get_context is not None:
+            # The second line of a frame: the same context, so the same ids.
+            try:
+                context = get_context()
+            except Exception:  # logging must go on whatever the tracer does
+                return ""
+            last = self._last
+            if last[0] is context:
+                return last[2]
         return self._current()[2]
 
 
@@ -174,13 +187,35 @@ class EventChain:
         redact: The redaction processor, run last.
     """
 
-    __slots__ = ("_context", "_redact", "_stack", "_timestamp", "_trace_ids")
+    __slots__ = (
+        "_context",
+        "_redact",
+        "_stack",
+        "_timestamp",
+        "_trace_ids",
+        "context_values",
+        "now",
+        "trace_fields",
+    )
+
+    #: The ``timestamp`` a line written now gets.
+    now: Callable[[], str]
+    #: The trace ids a line written now gets, as the end of a JSON object.
+    trace_fields: Callable[[], str]
+    #: The values of structlog's context variables, all of them in a fixed
+    #: order (None when structlog does not list them).
+    context_values: Callable[[], tuple[Any, ...] | None]
 
     def __init__(self, redact: EventProcessor) -> None:
         self._redact = redact
         self._context = _ContextVars()
         self._timestamp = IsoTimestamp()
         self._trace_ids = TraceIds()
+        # The parts' own methods, not methods forwarding to them: a templated
+        # line calls all three (chanx.telemetry.line_templates).
+        self.now = self._timestamp.now
+        self.trace_fields = self._trace_ids.json_fields
+        self.context_values = self._context.values
         # The stack starts at the caller's frame, not at this module's or
         # at the bound logger's (chanx.telemetry.line_logger).
         self._stack = structlog.processors.StackInfoRenderer(
@@ -214,19 +249,6 @@ class EventChain:
         if not _UNTEMPLATED.isdisjoint(event_dict):
             return None
         return self._redact(logger, method_name, event_dict)
-
-    def now(self) -> str:
-        """The ``timestamp`` a line written now gets."""
-        return self._timestamp.now()
-
-    def trace_fields(self) -> str:
-        """The trace ids a line written now gets, as the end of a JSON object."""
-        return self._trace_ids.json_fields()
-
-    def context_values(self) -> tuple[Any, ...] | None:
-        """The values of structlog's context variables, all of them in a fixed
-        order (None when structlog does not list them)."""
-        return self._context.values()
 
     def _add_fields(
         self,

@@ -159,7 +159,9 @@ def _key_value(key: str, value: Any) -> bytes:
     return length_prefixed(_KEY, key.encode()) + _VALUE + varint(len(body)) + body
 
 
-_cache: dict[tuple[str, Any, type], bytes] = {}
+# Encoded (tag, length, KeyValue) fields by (key, value, type), one cache per
+# field tag (span, event, link, resource, scope attributes: a handful).
+_caches: dict[bytes, dict[tuple[str, Any, type], bytes]] = {}
 # Values whose equality implies identical bytes. Not float: -0.0 == 0.0 and
 # NaN != NaN. The type is part of the key, since True == 1.
 _CACHEABLE = frozenset((str, bool, int))
@@ -168,19 +170,27 @@ _CACHEABLE = frozenset((str, bool, int))
 _NEVER_REPEATED = frozenset(("chanx.connection_id",))
 
 
-def _cached_key_value(key: str, value: Any, kind: type) -> bytes:
+def _cached_key_value(
+    cache: dict[tuple[str, Any, type], bytes],
+    field_tag: bytes,
+    key: str,
+    value: Any,
+    kind: type,
+) -> bytes:
     body = _key_value(key, value)
-    encoded = varint(len(body)) + body
+    encoded = field_tag + varint(len(body)) + body
     if key not in _NEVER_REPEATED:
-        if len(_cache) >= _MAX_CACHED:
-            _cache.clear()
-        _cache[key, value, kind] = encoded
+        if len(cache) >= _MAX_CACHED:
+            cache.clear()
+        cache[key, value, kind] = encoded
     return encoded
 
 
 def _items(attributes: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
     # The SDK's BoundedAttributes iterates through the Mapping ABC, in Python;
     # its dict (read-only once the span ended) iterates in C.
+    if type(attributes) is dict:
+        return attributes.items()
     raw = getattr(attributes, "_dict", None)
     if type(raw) is dict:
         return raw.items()
@@ -198,14 +208,17 @@ def append_attributes(
     """
     if attributes is None:
         return
-    cache, cacheable = _cache, _CACHEABLE
+    cache = _caches.get(field_tag)
+    if cache is None:
+        cache = _caches.setdefault(field_tag, {})
+    cacheable = _CACHEABLE
     for key, value in _items(attributes):
         kind = type(value)
         if kind in cacheable:
             encoded = cache.get((key, value, kind))
             if encoded is None:
-                encoded = _cached_key_value(key, value, kind)
+                encoded = _cached_key_value(cache, field_tag, key, value, kind)
         else:
             body = _key_value(key, value)
-            encoded = varint(len(body)) + body
-        parts += (field_tag, encoded)
+            encoded = field_tag + varint(len(body)) + body
+        parts.append(encoded)
