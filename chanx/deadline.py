@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import types
 from collections.abc import Awaitable, Generator, Iterator
-from typing import Any, Generic, TypeVar
+from types import CoroutineType
+from typing import Any, TypeVar
 
 __all__ = ["within"]
 
@@ -35,27 +37,27 @@ def within(awaitable: Awaitable[T], timeout: float | None) -> Awaitable[T]:
         awaitable: What to wait for (a coroutine, usually).
         timeout: Seconds, or ``None`` for no deadline.
     """
-    return _Within(awaitable, timeout)
+    if timeout is None:
+        return awaitable
+    # types.coroutine makes the generator awaitable; typeshed keeps its type.
+    return _within(awaitable, timeout)  # type: ignore[return-value]
 
 
-class _Within(Generic[T]):
-    __slots__ = ("_awaitable", "_timeout")
-
-    def __init__(self, awaitable: Awaitable[T], timeout: float | None) -> None:
-        self._awaitable = awaitable
-        self._timeout = timeout
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        steps = self._awaitable.__await__()
-        if self._timeout is None:
-            return (yield from steps)
-        try:
-            first = steps.send(None)
-        except StopIteration as done:
-            result: T = done.value
-            return result
-        # It waits: from here on a timer bounds it.
-        return (yield from _bounded(steps, first, self._timeout))
+@types.coroutine
+def _within(awaitable: Awaitable[T], timeout: float) -> Generator[Any, Any, T]:
+    # A generator rather than an object with __await__: it runs on every
+    # frame sent, and this is one object and call less. A coroutine is
+    # driven as it is, other awaitables through their iterator.
+    steps: Any = (
+        awaitable if awaitable.__class__ is CoroutineType else awaitable.__await__()
+    )
+    try:
+        first = steps.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    # It waits: from here on a timer bounds it.
+    return (yield from _bounded(steps, first, timeout))
 
 
 def _bounded(

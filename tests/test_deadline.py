@@ -133,3 +133,19 @@ async def test_the_awaitable_can_handle_a_cancellation_thrown_into_it() -> None:
 async def test_no_timeout_just_awaits(timers: Timers) -> None:
     assert await within(_after_waiting(5), None) == 5
     assert timers == []
+
+
+async def test_a_future_and_an_awaitable_object_work_like_a_coroutine() -> None:
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+    loop.call_soon(future.set_result, "done")
+    assert await within(future, 1.0) == "done"
+
+    class Ready:
+        def __await__(self) -> Any:
+            return (yield from asyncio.sleep(0, result="ready").__await__())
+
+    assert await within(Ready(), 1.0) == "ready"
+    never: asyncio.Future[None] = loop.create_future()
+    with pytest.raises(TimeoutError):
+        await within(never, 0.01)
