@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -13,6 +14,7 @@ from django.urls import path
 
 from chanx.generic.base import sends_like_channels
 from chanx.messages.incoming import PingMessage
+from chanx.messages.outgoing import PongMessage
 from chanx.settings import chanx_settings
 from chanx.testing import WebsocketCommunicator
 from tests.app.consumers import NoEventsConsumer
@@ -240,3 +242,44 @@ async def test_a_consumer_overriding_send_sees_every_frame() -> None:
     await communicator.disconnect()
     actions = [json.loads(text)["action"] for text in _CountingSendConsumer.sent]
     assert actions == ["authentication", "pong", "complete"]
+
+
+class _YieldingConsumer(NoEventsConsumer):
+    """Records whether a callback scheduled before a send ran before the send returned."""
+
+    send_message_immediately = True
+    marks: list[str] = []
+
+    async def receive_message(self, message: PingMessage, **kwargs: Any) -> None:
+        marks = type(self).marks
+        asyncio.get_running_loop().call_soon(marks.append, "other task")
+        await self.send_message(PongMessage())
+        marks.append("after send")
+
+
+class _NotYieldingConsumer(_YieldingConsumer):
+    send_message_immediately = False
+
+
+@pytest.mark.parametrize(
+    ("consumer", "expected"),
+    [
+        (_YieldingConsumer, ["other task", "after send"]),
+        (_NotYieldingConsumer, ["after send", "other task"]),
+    ],
+)
+async def test_send_message_immediately_yields_to_the_loop_after_each_send(
+    consumer: type[_YieldingConsumer], expected: list[str]
+) -> None:
+    consumer.marks = []
+    communicator = WebsocketCommunicator(
+        URLRouter([path("ws/yield/<room>/", consumer.as_asgi())]), "/ws/yield/r1/"
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.assert_authenticated_status_ok()
+    await communicator.send_message(PingMessage())
+    assert await communicator.receive_frame() == PONG
+    assert await communicator.receive_frame() == COMPLETE
+    await communicator.disconnect()
+    assert consumer.marks == expected
