@@ -125,7 +125,9 @@ class AsyncJsonWebsocketConsumer(
         text = message.get("text")
         if text is None:
             size = len(message.get("bytes") or b"")
-            if await self._refused(size):
+            refusal = self._guard.admit(size)
+            if refusal is not None:
+                await self._refuse(size, refusal)
                 return
             observation = self._hooks.message_received(self.conn, UNKNOWN, size, {})
             error = detail(
@@ -144,7 +146,10 @@ class AsyncJsonWebsocketConsumer(
         """Decode, validate and handle one frame; errors go back as error frames."""
         text = text_data or ""
         size = utf8_size(text)
-        if await self._refused(size):
+        # The guard's check first: a coroutine only for a refused frame.
+        refusal = self._guard.admit(size)
+        if refusal is not None:
+            await self._refuse(size, refusal)
             return
         try:
             content = self.config.codec.decode(text)
@@ -166,7 +171,8 @@ class AsyncJsonWebsocketConsumer(
             await self.send_message(ErrorMessage(payload=_HANDLER_ERROR))
         else:
             observation.finish("ok")
-        await self._complete()
+        if self.config.send_completion:
+            await self._complete()
 
     async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
         """Validate decoded content against ``IC`` and call :meth:`receive_message`."""
@@ -183,19 +189,12 @@ class AsyncJsonWebsocketConsumer(
             f"{type(self).__name__} must implement receive_message()"
         )
 
-    async def _refused(self, size: int) -> bool:
-        """Check a frame of ``size`` bytes against the limits; answer if refused.
-
-        Returns:
-            True if the frame was refused (and must not be decoded).
-        """
-        error = self._guard.admit(size)
-        if error is None:
-            return False
+    async def _refuse(self, size: int, error: FrameError) -> None:
+        """Answer a frame of ``size`` bytes the limits refused (``error``)."""
         observation = self._hooks.message_received(self.conn, UNKNOWN, size, {})
         if error.kind != RATE_LIMITED:
             await self._reject_frame(error, observation)
-            return True
+            return
         observation.finish("error", RATE_LIMITED)
         guard = self._guard
         if guard.abusive():
@@ -203,13 +202,12 @@ class AsyncJsonWebsocketConsumer(
             self.logger.warning("rate_limit_close", refused=guard.strikes)
             await self.send_errors(error.errors)
             await self.close(RATE_LIMIT_CLOSE_CODE)
-            return True
+            return
         if guard.strikes == 1:
             # One line per flood, not one per frame: a flood must not flood the logs.
             self.logger.warning("rate_limited")
         await self.send_errors(error.errors)
         await self._complete()
-        return True
 
     async def _reject_frame(self, exc: FrameError, observation: Observation) -> None:
         self.logger.info(
