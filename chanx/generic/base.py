@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import types
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Generator, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import structlog
@@ -125,7 +125,7 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
     logger: Any
 
     _chanx_schema: ClassVar[ConsumerSchema | None] = None
-    # Whether frames may go to base_send directly (see _send_text).
+    # Whether frames may go to base_send directly (see _sending).
     _chanx_direct_send: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -272,7 +272,14 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
             # E.g. a background task of the consumer's; uvicorn would raise.
             self._any_logger().info("frame_not_sent", reason="closing", action=action)
             return
-        await self._send_text(text)
+        # uvicorn waits while the socket's write buffer is full, i.e. while the
+        # client does not read. Unbounded, the connection would linger while
+        # the channel layer drops what no longer fits its per-channel
+        # capacity, unnoticed; a drop (4408) tells the client to resync.
+        try:
+            await within(self._sending(text), self._send_timeout)
+        except (TimeoutError, OSError) as exc:
+            raise self._dropped(exc) from None
         self._hooks.message_sent(self.conn, action, utf8_size(text))
         config = self.config
         if config.log_sent_message and action not in config.log_ignored_actions:
@@ -281,28 +288,27 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
             # Lets the server flush this frame before the handler goes on.
             await pass_turn()
 
-    async def _send_text(self, text: str) -> None:
-        # uvicorn waits while the socket's write buffer is full, i.e. while the
-        # client does not read. Unbounded, the connection would linger while
-        # the channel layer drops what no longer fits its per-channel
-        # capacity, unnoticed; a drop (4408) tells the client to resync.
+    def _sending(self, text: str) -> Awaitable[None]:
+        """What sends ``text`` to the client, to be awaited."""
         if self._chanx_direct_send and "send" not in self.__dict__:
             # What Channels' send() passes on, without its two coroutines:
             # on every frame's path. A class or instance with its own send()
             # goes through it.
-            sending = self.base_send({"type": "websocket.send", "text": text})
-        else:
-            sending = self.send(text_data=text)
-        try:
-            await within(sending, self._send_timeout)
-        except TimeoutError:
+            sending: Awaitable[None] = self.base_send(
+                {"type": "websocket.send", "text": text}
+            )
+            return sending
+        return self.send(text_data=text)  # type: ignore[no-any-return]
+
+    def _dropped(self, exc: BaseException) -> ConnectionDropped:
+        """The drop a failed send (timeout or a gone client) ends the connection with."""
+        if isinstance(exc, TimeoutError):
             self.logger.warning("slow_client_dropped", timeout=self._send_timeout)
-            raise ConnectionDropped(SEND_TIMEOUT_CLOSE_CODE) from None
-        except OSError:
-            # The client left while we were answering (uvicorn raises
-            # ClientDisconnected): its disconnect is news, not a handler bug.
-            self.logger.info("client_gone")
-            raise ConnectionDropped(CLIENT_GONE_CODE) from None
+            return ConnectionDropped(SEND_TIMEOUT_CLOSE_CODE)
+        # The client left while we were answering (uvicorn raises
+        # ClientDisconnected): its disconnect is news, not a handler bug.
+        self.logger.info("client_gone")
+        return ConnectionDropped(CLIENT_GONE_CODE)
 
     async def _end_dropped(self, code: int) -> None:
         # The close frame waits for the same full buffer: try briefly, then
