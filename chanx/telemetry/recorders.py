@@ -132,7 +132,15 @@ class CounterRecorder:
 class HistogramRecorder:
     """Observes into a histogram child (no exemplars)."""
 
-    __slots__ = ("_bounds", "_buckets", "_sum", "observe")
+    __slots__ = (
+        "_bounds",
+        "_buckets",
+        "_cells",
+        "_owner",
+        "_sum",
+        "_sum_cell",
+        "observe",
+    )
 
     def __init__(self, child: Any) -> None:
         self.observe: _Add = child.observe
@@ -148,6 +156,16 @@ class HistogramRecorder:
         self._buckets: list[_Add] = [add for add in buckets if add is not None]
         self._sum = add_sum
         self.observe = self._observe
+        owned = [getattr(add, "__self__", None) for add in (add_sum, *self._buckets)]
+        if all(type(cell) is OwnedCell for cell in owned):
+            owners = {cell._owner for cell in owned}  # type: ignore[union-attr]
+            if len(owners) == 1:
+                # One thread owns every cell: its observations check the
+                # thread once and add to the cells' own floats.
+                self._owner = owners.pop()
+                self._sum_cell: OwnedCell = owned[0]  # type: ignore[assignment]
+                self._cells: list[OwnedCell] = owned[1:]  # type: ignore[assignment]
+                self.observe = self._observe_owned
 
     def _observe(self, amount: float) -> None:
         self._sum(amount)
@@ -156,3 +174,12 @@ class HistogramRecorder:
         index = bisect_left(self._bounds, amount)
         if index < len(self._buckets) and amount <= self._bounds[index]:
             self._buckets[index](1)
+
+    def _observe_owned(self, amount: float) -> None:
+        if get_ident() != self._owner:
+            self._observe(amount)
+            return
+        self._sum_cell._owned += amount
+        index = bisect_left(self._bounds, amount)
+        if index < len(self._cells) and amount <= self._bounds[index]:
+            self._cells[index]._owned += 1

@@ -195,6 +195,24 @@ def test_the_owning_thread_adds_while_another_holds_the_cell_lock() -> None:
     assert 'c_total{l="x"} 5.0' in generate_latest(registry).decode()
 
 
+def test_the_owning_thread_observes_while_another_holds_the_cell_locks() -> None:
+    registry = CollectorRegistry()
+    histogram = Histogram("h", "d", registry=registry, buckets=BUCKETS)
+    cells = [histogram._sum, *histogram._buckets]
+    for cell in cells:
+        cell._lock.acquire()
+    try:
+        _in_thread(lambda: HistogramRecorder(histogram).observe(0.05))
+    finally:
+        for cell in cells:
+            cell._lock.release()
+    HistogramRecorder(histogram).observe(5.0)  # not the owner: through the locks
+    text = generate_latest(registry).decode()
+    assert 'h_bucket{le="0.1"} 1.0' in text
+    assert 'h_bucket{le="10.0"} 2.0' in text
+    assert "h_sum 5.05" in text
+
+
 def test_two_hooks_on_one_registry_count_into_the_same_samples() -> None:
     registry = CollectorRegistry()
     child = Counter("c", "d", ["l"], registry=registry).labels("x")
