@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable
+from types import CoroutineType
 from typing import Any, Final, Literal, TypedDict
 
 import structlog
@@ -120,7 +121,13 @@ class _Finished:
         self, receive: Awaitable[dict[str, Any]]
     ) -> asyncio.Future[dict[str, Any]]:
         """Run ``receive`` as a task that lands in :attr:`ready` once it finishes."""
-        task = asyncio.ensure_future(receive)
+        # A task per frame: a coroutine (uvicorn's receive, a layer's) goes
+        # to the loop directly, without ensure_future's two Python calls.
+        task: asyncio.Future[dict[str, Any]] = (
+            self._loop.create_task(receive)
+            if receive.__class__ is CoroutineType
+            else asyncio.ensure_future(receive)
+        )
         task.add_done_callback(self, context=self._context)
         return task
 

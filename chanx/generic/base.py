@@ -52,6 +52,23 @@ def pass_turn() -> Generator[None, None, None]:
     yield
 
 
+# Handler names by message type: a few types (websocket.receive, the group
+# and event types) arrive on every connection; the cap guards odd senders.
+_handler_names: dict[str, str] = {}
+_MAX_HANDLER_NAMES = 256
+
+
+def _handler_name(message: dict[str, Any]) -> str:
+    """Channels' ``get_handler_name(message)``, remembered per type."""
+    kind = message.get("type")
+    name = _handler_names.get(kind) if kind.__class__ is str else None
+    if name is None:
+        name = get_handler_name(message)  # raises for a malformed type
+        if kind.__class__ is str and len(_handler_names) < _MAX_HANDLER_NAMES:
+            _handler_names[kind] = name
+    return name
+
+
 def sends_like_channels(consumer: type[Any]) -> bool:
     """Whether ``consumer.send`` is Channels' own, down to ``base_send``."""
     owners = [klass for klass in consumer.__mro__ if "send" in vars(klass)]
@@ -197,7 +214,7 @@ class ConsumerBase(AsyncWebsocketConsumer):  # type: ignore[misc]
         Unlike Channels, stale DB connections are closed at most once per
         ``CLOSE_OLD_CONNECTIONS_INTERVAL`` instead of before every frame.
         """
-        handler = getattr(self, get_handler_name(message), None)
+        handler = getattr(self, _handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         # A check before a coroutine: most frames have nothing to close.
