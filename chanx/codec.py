@@ -109,6 +109,8 @@ TRACE_CONTEXT_KEYS = ("traceparent", "tracestate")
 
 def pop_trace_context(content: dict[str, Any]) -> dict[str, str]:
     """Remove the trace-context keys from ``content``; return the string ones."""
+    if content.keys().isdisjoint(TRACE_CONTEXT_KEYS):
+        return {}  # most frames: no loop, no pops
     carrier: dict[str, str] = {}
     for key in TRACE_CONTEXT_KEYS:
         value = content.pop(key, None)
