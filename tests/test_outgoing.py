@@ -200,15 +200,24 @@ class _CountingSendConsumer(NoEventsConsumer):
 
     sent: list[str] = []
 
-    async def send(
-        self,
-        text_data: str | None = None,
-        bytes_data: bytes | None = None,
-        close: Any = False,
-    ) -> None:
+    async def send(self, text_data: str | None = None, **kwargs: Any) -> None:
         if text_data is not None:
             type(self).sent.append(text_data)
-        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+        await super().send(text_data=text_data, **kwargs)
+
+
+async def _ping_once(consumer: type[NoEventsConsumer]) -> None:
+    """Connect to ``consumer``, ping it, check the pong and completion, leave."""
+    communicator = WebsocketCommunicator(
+        URLRouter([path("ws/t/<room>/", consumer.as_asgi())]), "/ws/t/r1/"
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.assert_authenticated_status_ok()
+    await communicator.send_message(PingMessage())
+    assert await communicator.receive_frame() == PONG
+    assert await communicator.receive_frame() == COMPLETE
+    await communicator.disconnect()
 
 
 def test_only_consumers_keeping_channels_send_skip_it() -> None:
@@ -229,17 +238,7 @@ def test_only_consumers_keeping_channels_send_skip_it() -> None:
 
 async def test_a_consumer_overriding_send_sees_every_frame() -> None:
     _CountingSendConsumer.sent = []
-    communicator = WebsocketCommunicator(
-        URLRouter([path("ws/count/<room>/", _CountingSendConsumer.as_asgi())]),
-        "/ws/count/r1/",
-    )
-    connected, _ = await communicator.connect()
-    assert connected
-    await communicator.assert_authenticated_status_ok()
-    await communicator.send_message(PingMessage())
-    assert await communicator.receive_frame() == PONG
-    assert await communicator.receive_frame() == COMPLETE
-    await communicator.disconnect()
+    await _ping_once(_CountingSendConsumer)
     actions = [json.loads(text)["action"] for text in _CountingSendConsumer.sent]
     assert actions == ["authentication", "pong", "complete"]
 
@@ -272,14 +271,5 @@ async def test_send_message_immediately_yields_to_the_loop_after_each_send(
     consumer: type[_YieldingConsumer], expected: list[str]
 ) -> None:
     consumer.marks = []
-    communicator = WebsocketCommunicator(
-        URLRouter([path("ws/yield/<room>/", consumer.as_asgi())]), "/ws/yield/r1/"
-    )
-    connected, _ = await communicator.connect()
-    assert connected
-    await communicator.assert_authenticated_status_ok()
-    await communicator.send_message(PingMessage())
-    assert await communicator.receive_frame() == PONG
-    assert await communicator.receive_frame() == COMPLETE
-    await communicator.disconnect()
+    await _ping_once(consumer)
     assert consumer.marks == expected
