@@ -159,31 +159,44 @@ def _key_value(key: str, value: Any) -> bytes:
     return length_prefixed(_KEY, key.encode()) + _VALUE + varint(len(body)) + body
 
 
-# Encoded (tag, length, KeyValue) fields by (key, value, type), one cache per
-# field tag (span, event, link, resource, scope attributes: a handful).
-_caches: dict[bytes, dict[tuple[str, Any, type], bytes]] = {}
 # Values whose equality implies identical bytes. Not float: -0.0 == 0.0 and
-# NaN != NaN. The type is part of the key, since True == 1.
+# NaN != NaN. Equal values of two of these types (True == 1) share a slot,
+# which holds the type of the one cached.
 _CACHEABLE = frozenset((str, bool, int))
 # Attributes whose values never repeat: one entry per connection would only
 # grow the cache (~200 bytes each) until it is emptied, useful entries too.
 _NEVER_REPEATED = frozenset(("chanx.connection_id",))
 
 
-def _cached_key_value(
-    cache: dict[tuple[str, Any, type], bytes],
-    field_tag: bytes,
-    key: str,
-    value: Any,
-    kind: type,
-) -> bytes:
-    body = _key_value(key, value)
-    encoded = field_tag + varint(len(body)) + body
-    if key not in _NEVER_REPEATED:
-        if len(cache) >= _MAX_CACHED:
-            cache.clear()
-        cache[key, value, kind] = encoded
-    return encoded
+class _FieldCache:
+    """Encoded (tag, length, ``KeyValue``) fields of one field tag, by key
+    and then value: two lookups of hashes the strings already hold, no
+    tuple built and hashed per attribute. Emptied at :data:`_MAX_CACHED`."""
+
+    __slots__ = ("by_key", "size")
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, dict[Any, tuple[type, bytes]]] = {}
+        self.size = 0
+
+    def add(self, field_tag: bytes, key: str, value: Any, kind: type) -> bytes:
+        """The field for ``key`` and ``value`` (of type ``kind``), now cached."""
+        body = _key_value(key, value)
+        encoded = field_tag + varint(len(body)) + body
+        if key not in _NEVER_REPEATED:
+            if self.size >= _MAX_CACHED:
+                self.by_key.clear()
+                self.size = 0
+            by_value = self.by_key.get(key)
+            if by_value is None:
+                by_value = self.by_key[key] = {}
+            by_value[value] = (kind, encoded)
+            self.size += 1
+        return encoded
+
+
+# One cache per field tag (span, event, link, resource, scope attributes).
+_caches: dict[bytes, _FieldCache] = {}
 
 
 def _items(attributes: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
@@ -210,15 +223,17 @@ def append_attributes(
         return
     cache = _caches.get(field_tag)
     if cache is None:
-        cache = _caches.setdefault(field_tag, {})
-    cacheable = _CACHEABLE
+        cache = _caches.setdefault(field_tag, _FieldCache())
+    by_key, cacheable = cache.by_key, _CACHEABLE
     for key, value in _items(attributes):
         kind = type(value)
         if kind in cacheable:
-            encoded = cache.get((key, value, kind))
-            if encoded is None:
-                encoded = _cached_key_value(cache, field_tag, key, value, kind)
+            by_value = by_key.get(key)
+            found = None if by_value is None else by_value.get(value)
+            if found is not None and found[0] is kind:
+                parts.append(found[1])
+            else:
+                parts.append(cache.add(field_tag, key, value, kind))
         else:
             body = _key_value(key, value)
-            encoded = field_tag + varint(len(body)) + body
-        parts.append(encoded)
+            parts.append(field_tag + varint(len(body)) + body)
