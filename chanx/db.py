@@ -18,7 +18,8 @@ __all__ = ["ConnectionCloser"]
 
 
 class ConnectionCloser:
-    """Runs ``close_old_connections`` at most once per ``interval`` seconds.
+    """Runs ``close_old_connections`` at most once per ``interval`` seconds:
+    ``if closer.due(interval): await closer.close()``.
 
     ``interval`` 0 runs it for every call (Channels' behaviour); ``None`` never.
     """
@@ -40,11 +41,6 @@ class ConnectionCloser:
     async def close(self) -> None:
         """Close stale connections in the ORM's thread."""
         await aclose_old_connections()
-
-    async def maybe_close(self, interval: float | None) -> None:
-        """Close stale connections if ``interval`` has passed since the last time."""
-        if self.due(interval):
-            await self.close()
 
 
 # One per process: the connections live in the ORM's single worker thread.
