@@ -25,11 +25,12 @@ from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-__all__ = ["ChanxSpan"]
+__all__ = ["UNSET_STATUS", "ChanxSpan"]
 
 _log = logging.getLogger(__name__)
 
-_UNSET = Status(StatusCode.UNSET)
+#: The status every chanx span starts with (shared: statuses are immutable).
+UNSET_STATUS = Status(StatusCode.UNSET)
 
 
 class ChanxSpan(sdk_trace.Span):
@@ -77,7 +78,7 @@ class ChanxSpan(sdk_trace.Span):
         self._events: Any = []
         self._links: Any = links
         self._resource = tracer.resource
-        self._status = _UNSET
+        self._status = UNSET_STATUS
         self._sampler = tracer.sampler
         self._trace_config = None
         self._record_exception = True

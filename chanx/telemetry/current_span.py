@@ -30,7 +30,14 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-from opentelemetry.trace import INVALID_SPAN, Span, SpanContext, TraceFlags, propagation
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    Span,
+    SpanContext,
+    TraceFlags,
+    TraceState,
+    propagation,
+)
 
 __all__ = [
     "INDEXED_SPAN_CONTEXT",
@@ -109,26 +116,38 @@ def with_span(span: Span, context: Context) -> Context:
 
 # Indexes of SpanContext's fields in the tuple the API builds.
 TRACE_ID: Final = 0
+SPAN_ID: Final = 1
 IS_REMOTE: Final = 2
 TRACE_FLAGS: Final = 3
+TRACE_STATE: Final = 4
 IS_VALID: Final = 5
 
 
 def _tuple_layout() -> bool:
+    state = TraceState([("k", "v")])
     probe = SpanContext(
-        0x1234, 0x56, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)
+        0x1234,
+        0x56,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        trace_state=state,
     )
     try:
         fields = (
             probe[TRACE_ID],
+            probe[SPAN_ID],
             probe[IS_REMOTE],
             probe[TRACE_FLAGS],
+            probe[TRACE_STATE],
             probe[IS_VALID],
         )
     except (IndexError, TypeError):
         return False
-    expected = (probe.trace_id, probe.is_remote, probe.trace_flags, probe.is_valid)
-    return isinstance(probe, tuple) and fields == expected and fields[3] is True
+    expected = (
+        *(probe.trace_id, probe.span_id, probe.is_remote),
+        *(probe.trace_flags, probe.trace_state, probe.is_valid),
+    )
+    return isinstance(probe, tuple) and fields == expected and fields[5] is True
 
 
 #: Whether ``type(ctx) is SpanContext`` may be read by index (see above).

@@ -36,6 +36,13 @@ from opentelemetry.proto.trace.v1.trace_pb2 import (
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode
 
+from chanx.telemetry.chanx_span import UNSET_STATUS
+from chanx.telemetry.current_span import (
+    INDEXED_SPAN_CONTEXT,
+    SPAN_ID,
+    TRACE_ID,
+    TRACE_STATE,
+)
 from chanx.telemetry.otlp_wire import (
     FIXED32,
     FIXED64,
@@ -148,21 +155,39 @@ def encode_span(span: ReadableSpan) -> tuple[bytes, tuple[Any, Any]]:
     Raises:
         UnsupportedValue: A value only the official encoder handles.
     """
-    context, parent, name, kind, start, end, status, *contents, origin = span_fields(
-        span
-    )
-    attributes, events, links, dropped_attributes, dropped_events, dropped_links = (
-        contents
-    )
+    (
+        context,
+        parent,
+        name,
+        kind,
+        start,
+        end,
+        status,
+        attributes,
+        events,
+        links,
+        dropped_attributes,
+        dropped_events,
+        dropped_links,
+        origin,
+    ) = span_fields(span)
     if context is None:
         raise ValueError("span without a context")
+    # The API's SpanContext is a tuple: its fields by index, without a
+    # property call each.
+    if context.__class__ is INDEXED_SPAN_CONTEXT:
+        trace_id, span_id = context[TRACE_ID], context[SPAN_ID]
+        trace_state = context[TRACE_STATE]
+    else:
+        trace_id, span_id = context.trace_id, context.span_id
+        trace_state = context.trace_state
     parts = [
         _TRACE_ID,
-        context.trace_id.to_bytes(16, "big"),
+        trace_id.to_bytes(16, "big"),
         _SPAN_ID,
-        context.span_id.to_bytes(8, "big"),
+        span_id.to_bytes(8, "big"),
     ]
-    if context.trace_state:
+    if trace_state:
         parts.append(string_field(_TRACE_STATE, _trace_state(context)))
     flags = _SPAN_LOCAL
     if parent is not None:
@@ -191,7 +216,9 @@ def encode_span(span: ReadableSpan) -> tuple[bytes, tuple[Any, Any]]:
     if dropped_links:
         parts += (_DROPPED_LINKS, varint(dropped_links))
     if status is not None:
-        if status.status_code is _UNSET and not status.description:
+        if status is UNSET_STATUS or (
+            status.status_code is _UNSET and not status.description
+        ):
             parts.append(_UNSET_STATUS)
         else:
             parts.append(_status(status))
@@ -229,8 +256,9 @@ def _event(event: Event) -> bytes:
 
 def _link(link: Link) -> bytes:
     # Like the official encoder: no trace_state, flags from the linked context.
-    context = link.context
-    if type(link) is Link and not link._attributes:
+    plain = type(link) is Link  # its properties only return these fields
+    context = link._context if plain else link.context
+    if plain and not link._attributes:
         # chanx links every frame's span to its connection's: reuse that.
         entry = _bare_links.get(id(context))
         if entry is not None and entry[0] is context:

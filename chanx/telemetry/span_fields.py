@@ -65,11 +65,18 @@ def span_fields(span: ReadableSpan) -> tuple[Any, ...]:
         )
     plain: Any = span
     attributes, events, links = plain._attributes, plain._events, plain._links
+    # One flat tuple display: no intermediate tuples spliced together.
     return (
-        *(plain._context, plain._parent, plain._name, plain._kind),
-        *(plain._start_time, plain._end_time, plain._status, attributes),
-        _elements(events),
-        _elements(links),
+        plain._context,
+        plain._parent,
+        plain._name,
+        plain._kind,
+        plain._start_time,
+        plain._end_time,
+        plain._status,
+        attributes,
+        events if type(events) is list else _elements(events),
+        links if type(links) is tuple else _elements(links),
         0 if type(attributes) is dict else span.dropped_attributes,
         0 if type(events) is list else span.dropped_events,
         0 if isinstance(links, tuple) else span.dropped_links,
