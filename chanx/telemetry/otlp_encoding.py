@@ -266,11 +266,6 @@ def _link(link: Link) -> bytes:
     attributes: list[bytes] = []
     append_attributes(attributes, _LINK_ATTRIBUTES, link.attributes)
     dropped = link.dropped_attributes
-    if not attributes and not dropped:
-        # chanx links every frame's span to its connection's: reuse that.
-        entry = _bare_links.get(id(context))
-        if entry is not None and entry[0] is context:
-            return entry[1]
     parts = [
         _LINK_TRACE_ID,
         context.trace_id.to_bytes(16, "big"),
@@ -282,7 +277,8 @@ def _link(link: Link) -> bytes:
         parts += (_LINK_DROPPED, varint(dropped))
     parts.append(_LINK_REMOTE if context.is_remote else _LINK_LOCAL)
     body = b"".join(parts)
-    if not attributes and not dropped:
+    if plain and not attributes and not dropped:
+        # Only plain links are looked up above: only they are kept.
         if len(_bare_links) >= _MAX_CACHED:
             _bare_links.clear()
         _bare_links[id(context)] = (context, body)
