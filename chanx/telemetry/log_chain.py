@@ -122,26 +122,27 @@ class TraceIds:
     frame), so is the same span, and its ids are kept with it.
     """
 
-    __slots__ = ("_get_context", "_last")
+    __slots__ = ("_api", "_last")
 
     def __init__(self) -> None:
         # (OpenTelemetry context, its span's ids or None, the ids as the end
         # of a JSON object), replaced as one.
         self._last: tuple[Any, tuple[str, str] | None, str] = (None, None, "")
-        # OpenTelemetry's current_context, once a line has imported it.
-        self._get_context: Callable[[], Any] | None = None
+        # (current_context, span_in), once a line has imported them.
+        self._api: tuple[Callable[[], Any], Callable[[Any], Any]] | None = None
 
     def _current(self) -> tuple[Any, tuple[str, str] | None, str]:
-        api = _opentelemetry()
+        api = self._api
         if api is None:
-            return self._last  # never set: no ids
-        get_context, get_span = api
-        self._get_context = get_context
+            api = self._api = _opentelemetry()
+            if api is None:
+                return self._last  # never set: no ids
         try:
-            context = get_context()
+            context = api[0]()
             last = self._last
+            # The second line of a frame: the same context, so the same ids.
             if last[0] is not context:
-                ids = _ids(get_span(context).get_span_context())
+                ids = _ids(api[1](context).get_span_context())
                 last = self._last = (context, ids, _json_fields(ids))
         except Exception:  # logging must go on whatever the tracer does
             return (None, None, "")
@@ -157,16 +158,6 @@ class TraceIds:
     def json_fields(self) -> str:
         """What :meth:`add` adds, as JSON fields to end an object with
         (``,"trace_id":"…","span_id":"…"``), or ``""``."""
-        get_context = self._get_context
-        if get_context is not None:
-            # The second line of a frame: the same context, so the same ids.
-            try:
-                context = get_context()
-            except Exception:  # logging must go on whatever the tracer does
-                return ""
-            last = self._last
-            if last[0] is context:
-                return last[2]
         return self._current()[2]
 
 
