@@ -25,6 +25,8 @@ from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from chanx.telemetry.shared_attributes import PLAIN_ATTRIBUTES
+
 __all__ = ["UNSET_STATUS", "ChanxSpan"]
 
 _log = logging.getLogger(__name__)
@@ -112,7 +114,7 @@ class ChanxSpan(sdk_trace.Span):
         with self._lock:
             if self._end_time is None:
                 attributes = self._attributes
-                if type(attributes) is dict:
+                if type(attributes) in PLAIN_ATTRIBUTES:
                     # Spans may share the dict they started with: copy it.
                     self._attributes = {**attributes, key: value}
                 else:
@@ -149,7 +151,7 @@ class ChanxSpan(sdk_trace.Span):
             self._end_time = end_time if end_time is not None else time_ns()
             attributes = self._attributes
             # type() first: BoundedAttributes is an ABC, slow to isinstance.
-            if type(attributes) is not dict and isinstance(
+            if type(attributes) not in PLAIN_ATTRIBUTES and isinstance(
                 attributes, BoundedAttributes
             ):
                 attributes._immutable = True
@@ -182,7 +184,7 @@ class ChanxSpan(sdk_trace.Span):
 
     def _bound_attributes(self) -> None:
         with self._lock:
-            if self._end_time is None and type(self._attributes) is dict:
+            if self._end_time is None and type(self._attributes) in PLAIN_ATTRIBUTES:
                 limits = self._limits
                 self._attributes = BoundedAttributes(
                     limits.max_span_attributes,

@@ -55,6 +55,7 @@ from chanx.telemetry.otlp_wire import (
     tag,
     varint,
 )
+from chanx.telemetry.shared_attributes import PLAIN_ATTRIBUTES
 from chanx.telemetry.span_fields import span_fields
 
 __all__ = ["PAUSE_EVERY", "encode_span", "encode_spans"]
@@ -249,7 +250,7 @@ def _event(event: Event) -> bytes:
         _event_names.get(name) or _cached_name(_event_names, _EVENT_NAME, name)
     )
     append_attributes(parts, _EVENT_ATTRIBUTES, attributes)
-    if type(attributes) is not dict and (count := event.dropped_attributes):
+    if type(attributes) not in PLAIN_ATTRIBUTES and (count := event.dropped_attributes):
         parts += (_EVENT_DROPPED, varint(count))
     return b"".join(parts)
 

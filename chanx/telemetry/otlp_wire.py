@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 from google.protobuf.descriptor import (  # type: ignore[import-untyped]
     FieldDescriptor,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from chanx.telemetry.shared_attributes import ExtendedAttributes, SharedAttributes
 
 __all__ = [
     "FIXED32",
@@ -173,11 +176,19 @@ class _FieldCache:
     and then value: two lookups of hashes the strings already hold, no
     tuple built and hashed per attribute. Emptied at :data:`_MAX_CACHED`."""
 
-    __slots__ = ("by_key", "size")
+    __slots__ = ("blocks", "by_key", "size")
 
     def __init__(self) -> None:
         self.by_key: dict[str, dict[Any, tuple[type, bytes]]] = {}
         self.size = 0
+        # Shared attribute sets, encoded whole: id -> (the set, its fields).
+        self.blocks: dict[int, tuple[SharedAttributes, bytes]] = {}
+
+    def add_block(self, attributes: SharedAttributes, fields: bytes) -> None:
+        """Keep ``fields``, the encoding of ``attributes`` (never changed)."""
+        if len(self.blocks) >= _MAX_CACHED:
+            self.blocks.clear()
+        self.blocks[id(attributes)] = (attributes, fields)
 
     def add(self, field_tag: bytes, key: str, value: Any, kind: type) -> bytes:
         """The field for ``key`` and ``value`` (of type ``kind``), now cached."""
@@ -215,6 +226,10 @@ def append_attributes(
 ) -> None:
     """Append each attribute as a ``KeyValue`` field ``field_tag`` to ``parts``.
 
+    A :class:`~chanx.telemetry.shared_attributes.SharedAttributes` set is
+    encoded once and its bytes kept; an ``ExtendedAttributes`` writes its
+    shared set's bytes and encodes only its own attributes.
+
     Raises:
         UnsupportedValue: A key or value the official encoder would have to
             handle (it logs and skips what it cannot encode).
@@ -224,8 +239,40 @@ def append_attributes(
     cache = _caches.get(field_tag)
     if cache is None:
         cache = _caches.setdefault(field_tag, _FieldCache())
+    kind = attributes.__class__
+    if kind is ExtendedAttributes:
+        shared = attributes.shared  # type: ignore[attr-defined]
+        parts.append(_block(cache, field_tag, shared))
+        _append_fields(
+            parts, cache, field_tag, islice(attributes.items(), len(shared), None)
+        )
+    elif kind is SharedAttributes:
+        parts.append(_block(cache, field_tag, attributes))
+    else:
+        _append_fields(parts, cache, field_tag, _items(attributes))
+
+
+def _block(cache: _FieldCache, field_tag: bytes, shared: Any) -> bytes:
+    """The fields of ``shared`` (a ``SharedAttributes``), encoded once."""
+    block = cache.blocks.get(id(shared))
+    # The set is kept with its bytes, so its id cannot be another's.
+    if block is not None and block[0] is shared:
+        return block[1]
+    fields: list[bytes] = []
+    _append_fields(fields, cache, field_tag, shared.items())
+    encoded = b"".join(fields)
+    cache.add_block(shared, encoded)
+    return encoded
+
+
+def _append_fields(
+    parts: list[bytes],
+    cache: _FieldCache,
+    field_tag: bytes,
+    items: Iterable[tuple[str, Any]],
+) -> None:
     by_key, cacheable = cache.by_key, _CACHEABLE
-    for key, value in _items(attributes):
+    for key, value in items:
         kind = type(value)
         if kind in cacheable:
             by_value = by_key.get(key)

@@ -9,6 +9,8 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+from chanx.telemetry.shared_attributes import PLAIN_ATTRIBUTES
+
 __all__ = ["span_fields"]
 
 
@@ -77,7 +79,7 @@ def span_fields(span: ReadableSpan) -> tuple[Any, ...]:
         attributes,
         events if type(events) is list else _elements(events),
         links if type(links) is tuple else _elements(links),
-        0 if type(attributes) is dict else span.dropped_attributes,
+        0 if type(attributes) in PLAIN_ATTRIBUTES else span.dropped_attributes,
         0 if type(events) is list else span.dropped_events,
         0 if isinstance(links, tuple) else span.dropped_links,
         (plain._resource, plain._instrumentation_scope),

@@ -55,6 +55,7 @@ from chanx.telemetry.current_span import attach_context, span_in, with_span
 from chanx.telemetry.naming import BoundedNames
 from chanx.telemetry.process_spans import ProcessAttributes, ProducerParents, label_key
 from chanx.telemetry.propagation import HEADERS, STR_SETTER, ExtractedContexts
+from chanx.telemetry.shared_attributes import AttributeSets, ExtendedAttributes
 from chanx.telemetry.span_starter import SpanStarter, ValidLinks
 
 __all__ = ["CONNECT_SPAN_KEY", "MULTIPLE_DESTINATIONS", "TracingHooks"]
@@ -69,6 +70,7 @@ _LINKS_KEY = "trace.connect_links"
 MULTIPLE_DESTINATIONS = "multiple"
 
 _SYSTEM = "chanx"
+_BODY_SIZE = "messaging.message.body.size"
 # Span names are "<operation> <label>" over bounded labels; the caches keep
 # them from being rebuilt per call, and the cap is only a safety net.
 _MAX_NAMES = 1000
@@ -193,6 +195,19 @@ def _connect_links(conn: ConnectionInfo) -> tuple[Link, ...] | None:
     return links
 
 
+def _receive_attributes(key: tuple[str, str, str]) -> dict[str, AttributeValue]:
+    # A receive span's attributes but its frame's size, shared by its spans.
+    action, consumer, route = key
+    return {
+        "messaging.system": _SYSTEM,
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "receive",
+        "chanx.action": action,
+        "chanx.consumer": consumer,
+        "http.route": route,
+    }
+
+
 class TracingHooks:
     """:class:`~chanx.hooks.ConsumerHooks` that record OpenTelemetry spans.
 
@@ -214,6 +229,7 @@ class TracingHooks:
         self._extract = ExtractedContexts()
         self._producer = ProducerParents(config.process_span == "link")
         self._process_attributes = ProcessAttributes()
+        self._receive_attributes = AttributeSets(_receive_attributes)
         # Raw group names repeat (one per room): cache their templates, and
         # cap distinct templates in case GROUP_TEMPLATE lets free text through.
         self._template = functools.lru_cache(maxsize=1024)(config.group_template)
@@ -260,19 +276,17 @@ class TracingHooks:
     ) -> Observation:
         """Start ``receive {action}``, current while the frame is handled."""
         parent = self._extract(carrier)
+        # extended(), without a call per frame: the size is not a key of the
+        # shared set, so it comes after them.
+        shared = self._receive_attributes[action, conn.consumer, conn.route]
+        attributes = ExtendedAttributes(shared)
+        attributes[_BODY_SIZE] = size
+        attributes.shared = shared
         span = self._start(
             self._receive[action],
             parent,
             SpanKind.CONSUMER,
-            {
-                "messaging.system": _SYSTEM,
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "receive",
-                "chanx.action": action,
-                "chanx.consumer": conn.consumer,
-                "messaging.message.body.size": size,
-                "http.route": conn.route,
-            },
+            attributes,
             _connect_links(conn),
         )
         return _SpanObservation(span, with_span(span, parent))

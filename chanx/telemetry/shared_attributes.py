@@ -1,0 +1,87 @@
+"""Attribute sets that many spans share, built and encoded once.
+
+Every ``receive`` span of one consumer, route and action has the same six
+attributes, and only the frame's size differs. Building them per frame costs
+time, and so does encoding each of them again for export. Here they are
+built once per distinct set (:class:`AttributeSets`) as a
+:class:`SharedAttributes`, which nothing writes into, and a span gets an
+:class:`ExtendedAttributes`: a copy of the shared set with its own few
+attributes after it. The OTLP encoder then writes the
+shared part from bytes it keeps per set, and encodes only the span's own
+attributes (:func:`chanx.telemetry.otlp_wire.append_attributes`).
+
+chanx's spans copy either kind into a plain dict before any change
+(:class:`~chanx.telemetry.chanx_span.ChanxSpan`), so neither is ever
+written into after it is built; the SDK copies what it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+from opentelemetry.util.types import AttributeValue
+
+__all__ = [
+    "MAX_SETS",
+    "PLAIN_ATTRIBUTES",
+    "AttributeSets",
+    "ExtendedAttributes",
+    "SharedAttributes",
+]
+
+K = TypeVar("K", bound=Hashable)
+
+#: Distinct sets one :class:`AttributeSets` keeps; at the limit it starts over.
+MAX_SETS = 1024
+
+
+class SharedAttributes(dict[str, AttributeValue]):
+    """Attributes that many spans share: never written into once built."""
+
+    __slots__ = ()
+
+
+class ExtendedAttributes(dict[str, AttributeValue]):
+    """One span's attributes: a copy of :attr:`shared`, then its own.
+
+    Build it as ``ExtendedAttributes(shared)``, then set the span's own
+    attributes (keys that ``shared`` does not have: they must come after
+    its keys), then :attr:`shared`. The encoder relies on that order.
+    """
+
+    __slots__ = ("shared",)
+
+    shared: SharedAttributes
+
+
+#: The attribute containers chanx's spans and events hold as given (a dict
+#: of their own or the kinds above), before any becomes the SDK's
+#: ``BoundedAttributes``: none has dropped an attribute.
+PLAIN_ATTRIBUTES = frozenset((dict, SharedAttributes, ExtendedAttributes))
+
+
+class AttributeSets(dict[K, SharedAttributes]):
+    """``sets[key]``: the :class:`SharedAttributes` ``build(key)`` makes, once.
+
+    A dict, so that finding a set built before is one lookup in C.
+
+    Args:
+        build: Makes the attributes of ``key`` (called once per distinct key).
+        limit: Distinct keys kept; past it the sets are built anew (keys are
+            bounded in practice: consumers, routes, actions).
+    """
+
+    def __init__(
+        self, build: Callable[[K], dict[str, AttributeValue]], limit: int = MAX_SETS
+    ) -> None:
+        super().__init__()
+        self._build = build
+        self._limit = limit
+
+    def __missing__(self, key: K) -> SharedAttributes:
+        found = SharedAttributes(self._build(key))
+        if len(self) >= self._limit:
+            self.clear()
+        self[key] = found
+        return found

@@ -1,0 +1,159 @@
+"""chanx.telemetry.shared_attributes: receive spans share what they can, safely.
+
+Every ``receive`` span of one consumer, route and action starts from one
+shared attribute set plus its frame's size. Sharing must never leak: a
+user's ``set_attribute`` on one span stays on that span, and what reaches
+the collector is what the official encoder makes of each span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+    encode_spans as official_encode_spans,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
+from opentelemetry.util.types import AttributeValue
+
+from chanx.hooks import ConnectionInfo
+from chanx.telemetry.config import TelemetryConfig
+from chanx.telemetry.otlp_encoding import encode_spans
+from chanx.telemetry.shared_attributes import (
+    AttributeSets,
+    ExtendedAttributes,
+    SharedAttributes,
+)
+from chanx.telemetry.tracing import TracingHooks
+
+CONN = ConnectionInfo("c0ffee", "RoomConsumer", "/ws/room/1/", "/ws/room/<room>/")
+OTHER = ConnectionInfo("beef", "LobbyConsumer", "/ws/lobby/", "/ws/lobby/")
+
+
+def finished_spans(
+    frames: Sequence[tuple[ConnectionInfo, str, int]],
+) -> list[ReadableSpan]:
+    """The ``receive`` spans of ``frames`` (connection, action, size)."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource({"service.name": "chat"}), shutdown_on_exit=False
+    )
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    hooks = TracingHooks(TelemetryConfig(), provider)
+    for conn, action, size in frames:
+        observation = hooks.message_received(conn, action, size, {})
+        hooks.message_sent(conn, "pong", size + 1)
+        observation.finish("ok")
+    return list(memory.get_finished_spans())
+
+
+def own_attributes(span: ReadableSpan) -> ExtendedAttributes:
+    """What the span holds as its attributes (not the read-only view)."""
+    attributes = span._attributes
+    assert type(attributes) is ExtendedAttributes
+    return attributes
+
+
+def same_request(spans: Sequence[ReadableSpan]) -> None:
+    official = official_encode_spans(spans)
+    assert ExportTraceServiceRequest.FromString(encode_spans(spans)) == official
+
+
+def test_receive_spans_of_one_action_share_all_but_their_frame_size() -> None:
+    first, second, lobby = finished_spans(
+        [(CONN, "ping", 10), (CONN, "ping", 700), (OTHER, "ping", 10)]
+    )
+    assert dict(first.attributes or {}) == {
+        "messaging.system": "chanx",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "receive",
+        "chanx.action": "ping",
+        "chanx.consumer": "RoomConsumer",
+        "http.route": "/ws/room/<room>/",
+        "messaging.message.body.size": 10,
+    }
+    assert (second.attributes or {})["messaging.message.body.size"] == 700
+    assert (lobby.attributes or {})["chanx.consumer"] == "LobbyConsumer"
+    shared = [own_attributes(span).shared for span in (first, second, lobby)]
+    assert shared[0] is shared[1]
+    assert shared[2] is not shared[0]
+
+
+def test_an_attribute_set_on_one_receive_span_stays_on_it() -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    hooks = TracingHooks(TelemetryConfig(), provider)
+    for room in ("a", None):
+        observation = hooks.message_received(CONN, "join", 12, {})
+        if room is not None:
+            # What a handler does to the current span.
+            current = trace.get_current_span()
+            current.set_attribute("room", room)
+            current.set_attribute("chanx.action", "renamed")
+        observation.finish("ok")
+    changed, untouched = memory.get_finished_spans()
+    assert (changed.attributes or {})["room"] == "a"
+    assert (changed.attributes or {})["chanx.action"] == "renamed"
+    assert "room" not in (untouched.attributes or {})
+    assert (untouched.attributes or {})["chanx.action"] == "join"
+    same_request([changed, untouched])
+
+
+def test_spans_with_shared_attributes_encode_like_the_official_encoder() -> None:
+    spans = finished_spans(
+        [(CONN, "ping", size) for size in (5, 5, 300, 2**40)]
+        + [(OTHER, "ping", 5), (CONN, "leave", 5)]
+    )
+    assert all(type(span._attributes) is ExtendedAttributes for span in spans)
+    # Twice: the second time the shared sets' bytes come from the cache.
+    same_request(spans)
+    same_request(spans)
+
+
+def test_a_shared_set_as_a_span_s_own_attributes_encodes_like_the_official_one() -> (
+    None
+):
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("chanx")
+    sets: list[dict[str, AttributeValue]] = [
+        {"a": 1, "b": "x"},
+        {"a": 2, "b": "y"},
+        {"a": 1, "b": "x"},
+    ]
+    for values in sets:
+        span = tracer.start_span("s")
+        span.add_event("e", SharedAttributes(values))
+        span.end()
+    same_request(memory.get_finished_spans())
+
+
+def test_attribute_sets_are_built_once_per_key_and_start_over_at_their_limit() -> None:
+    built: list[str] = []
+
+    def build(key: str) -> dict[str, AttributeValue]:
+        built.append(key)
+        return {"key": key}
+
+    sets = AttributeSets(build, limit=2)
+    first = sets["a"]
+    assert type(first) is SharedAttributes
+    assert first == {"key": "a"}
+    assert sets["a"] is first
+    sets["b"]
+    assert built == ["a", "b"]
+    sets["c"]  # past the limit: the sets start over
+    assert len(sets) == 1
+    assert sets["a"] is not first
+    assert built == ["a", "b", "c", "a"]
