@@ -169,6 +169,9 @@ _CACHEABLE = frozenset((str, bool, int))
 # Attributes whose values never repeat: one entry per connection would only
 # grow the cache (~200 bytes each) until it is emptied, useful entries too.
 _NEVER_REPEATED = frozenset(("chanx.connection_id",))
+# Values kept per key: the first ones seen of a key with more are kept, the
+# rest encoded each time.
+_MAX_PER_KEY = 256
 
 
 class _FieldCache:
@@ -176,11 +179,13 @@ class _FieldCache:
     and then value: two lookups of hashes the strings already hold, no
     tuple built and hashed per attribute. Emptied at :data:`_MAX_CACHED`."""
 
-    __slots__ = ("blocks", "by_key", "size")
+    __slots__ = ("blocks", "by_key", "keys", "size")
 
     def __init__(self) -> None:
         self.by_key: dict[str, dict[Any, tuple[type, bytes]]] = {}
         self.size = 0
+        # Encoded key fields and value tag, for int values encoded each time.
+        self.keys: dict[str, bytes] = {}
         # Shared attribute sets, encoded whole: id -> (the set, its fields).
         self.blocks: dict[int, tuple[SharedAttributes, bytes]] = {}
 
@@ -192,18 +197,44 @@ class _FieldCache:
 
     def add(self, field_tag: bytes, key: str, value: Any, kind: type) -> bytes:
         """The field for ``key`` and ``value`` (of type ``kind``), now cached."""
-        body = _key_value(key, value)
-        encoded = field_tag + varint(len(body)) + body
-        if key not in _NEVER_REPEATED:
-            if self.size >= _MAX_CACHED:
-                self.by_key.clear()
-                self.size = 0
-            by_value = self.by_key.get(key)
-            if by_value is None:
-                by_value = self.by_key[key] = {}
-            by_value[value] = (kind, encoded)
-            self.size += 1
+        if kind is int:
+            encoded = self._int_field(field_tag, key, value)
+        else:
+            body = _key_value(key, value)
+            encoded = field_tag + varint(len(body)) + body
+        if key in _NEVER_REPEATED:
+            return encoded
+        by_value = self.by_key.get(key)
+        if by_value is not None and len(by_value) >= _MAX_PER_KEY:
+            # Many values (frame sizes, say): more would crowd out the
+            # repeating attributes and empty the cache ever more often.
+            return encoded
+        if self.size >= _MAX_CACHED:
+            self.by_key.clear()
+            self.size = 0
+            by_value = None
+        if by_value is None:
+            by_value = self.by_key[key] = {}
+        by_value[value] = (kind, encoded)
+        self.size += 1
         return encoded
+
+    def _int_field(self, field_tag: bytes, key: str, value: int) -> bytes:
+        # What _key_value() makes of an int, from the key's encoded half:
+        # sizes and counts vary, and this runs for each new one.
+        if not _INT64_MIN <= value < _INT64_LIMIT:
+            raise UnsupportedValue("int outside int64")
+        head = self.keys.get(key)
+        if head is None:
+            if not isinstance(key, str):
+                raise UnsupportedValue(f"attribute key of type {type(key).__name__}")
+            if len(self.keys) >= _MAX_CACHED:
+                self.keys.clear()
+            head = self.keys[key] = length_prefixed(_KEY, key.encode()) + _VALUE
+        number = _INT + varint(value & 0xFFFFFFFFFFFFFFFF)
+        # An AnyValue of an int is at most 11 bytes: its length is one byte.
+        size = len(head) + 1 + len(number)
+        return field_tag + varint(size) + head + _SMALL[len(number)] + number
 
 
 # One cache per field tag (span, event, link, resource, scope attributes).

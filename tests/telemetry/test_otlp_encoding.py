@@ -49,6 +49,7 @@ from chanx.telemetry.otlp_wire import (
     LENGTH,
     VARINT,
     UnsupportedValue,
+    _caches,
     tag,
     varint,
 )
@@ -394,3 +395,20 @@ def test_a_field_whose_wire_type_changed_is_refused_at_import() -> None:
     assert tag(Span.DESCRIPTOR, "flags", FIXED32) == b"\x85\x01"
     with pytest.raises(TypeError, match="flags"):
         tag(Span.DESCRIPTOR, "flags", VARINT)
+
+
+def test_an_attribute_with_many_values_encodes_right_and_keeps_few() -> None:
+    # Frame sizes: a value per frame. The first ones are kept, the rest
+    # encoded each time (ints without the generic path).
+    made = providers()
+    provider, memory = made[0]
+    tracer = provider.get_tracer("chanx")
+    sizes = [*range(0, 600), -1, INT64_MIN, INT64_MAX, 2**40]
+    for size in sizes:
+        span = tracer.start_span("receive", attributes={"body.size": size, "a": "x"})
+        span.end()
+    spans = memory.get_finished_spans()
+    same_request(spans)
+    same_request(spans)
+    kept = max(len(cache.by_key.get("body.size", ())) for cache in _caches.values())
+    assert 0 < kept <= 256
