@@ -3,17 +3,16 @@
 The official encoder (``opentelemetry-exporter-otlp-proto-common``) builds a
 protobuf object per span, attribute, event and link, then serializes them:
 most of the batch processor's time under load. :func:`encode_spans` writes
-the same message's bytes directly and reuses what repeats from span to span:
-the ``Resource`` and ``InstrumentationScope`` blocks (once per distinct
-object), span and event names, attributes with a str, bool or int value,
-and links without attributes (chanx links each frame's span to its
-connection's).
+the same message's bytes directly: each span's ``Span`` message comes from
+:func:`chanx.telemetry.otlp_span.encode_span` (or was made by it when the
+span ended, :mod:`chanx.telemetry.span_records`), and the ``Resource`` and
+``InstrumentationScope`` blocks around them are encoded once per distinct
+object.
 
-It maps every field exactly as the official encoder does (which fields it
-sets, the span and link flags, an empty ``Status`` on unset spans, no link
-``trace_state``), so the request parses to an equal message. Spans it cannot
-encode raise :class:`~chanx.telemetry.otlp_wire.UnsupportedValue`, or any
-other exception; the exporter then encodes the batch the official way.
+The request parses to a message equal to the official encoder's. Spans it
+cannot encode raise :class:`~chanx.telemetry.otlp_wire.UnsupportedValue`,
+or any other exception; the exporter then encodes the batch the official
+way.
 """
 
 from __future__ import annotations
@@ -26,93 +25,20 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import (
-    ResourceSpans,
-    ScopeSpans,
-    Span,
-    SpanFlags,
-    Status,
-)
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
+from opentelemetry.sdk.trace import ReadableSpan
 
-from chanx.telemetry.chanx_span import UNSET_STATUS
-from chanx.telemetry.current_span import (
-    INDEXED_SPAN_CONTEXT,
-    SPAN_ID,
-    TRACE_ID,
-    TRACE_STATE,
-)
+from chanx.telemetry.otlp_span import encode_span
 from chanx.telemetry.otlp_wire import (
-    FIXED32,
-    FIXED64,
     LENGTH,
-    VARINT,
     append_attributes,
-    fixed64,
     length_prefixed,
     string_field,
     tag,
     varint,
 )
-from chanx.telemetry.shared_attributes import PLAIN_ATTRIBUTES
-from chanx.telemetry.span_fields import span_fields
 
-__all__ = ["PAUSE_EVERY", "encode_span", "encode_spans"]
-
-_SPAN = Span.DESCRIPTOR
-_TRACE_ID = tag(_SPAN, "trace_id", LENGTH) + b"\x10"
-_SPAN_ID = tag(_SPAN, "span_id", LENGTH) + b"\x08"
-_TRACE_STATE = tag(_SPAN, "trace_state", LENGTH)
-_PARENT_ID = tag(_SPAN, "parent_span_id", LENGTH) + b"\x08"
-_NAME = tag(_SPAN, "name", LENGTH)
-_START = tag(_SPAN, "start_time_unix_nano", FIXED64)
-_END = tag(_SPAN, "end_time_unix_nano", FIXED64)
-_ATTRIBUTES = tag(_SPAN, "attributes", LENGTH)
-_DROPPED_ATTRIBUTES = tag(_SPAN, "dropped_attributes_count", VARINT)
-_EVENTS = tag(_SPAN, "events", LENGTH)
-_DROPPED_EVENTS = tag(_SPAN, "dropped_events_count", VARINT)
-_LINKS = tag(_SPAN, "links", LENGTH)
-_DROPPED_LINKS = tag(_SPAN, "dropped_links_count", VARINT)
-_STATUS = tag(_SPAN, "status", LENGTH)
-_KINDS = {
-    kind: tag(_SPAN, "kind", VARINT)
-    + varint(Span.SpanKind.Value(f"SPAN_KIND_{kind.name}"))
-    for kind in SpanKind
-}
-# Enum hashing runs in Python; the members are singletons, so look them up by id.
-_KINDS_BY_ID = {id(kind): encoded for kind, encoded in _KINDS.items()}
-
-
-def _flags(field_tag: bytes) -> tuple[bytes, bytes]:
-    # The official encoder writes only these bits (not the trace flags).
-    local = SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
-    remote = local | SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
-    return (
-        field_tag + local.to_bytes(4, "little"),
-        field_tag + remote.to_bytes(4, "little"),
-    )
-
-
-_SPAN_LOCAL, _SPAN_REMOTE = _flags(tag(_SPAN, "flags", FIXED32))
-
-_EVENT = Span.Event.DESCRIPTOR
-_EVENT_TIME = tag(_EVENT, "time_unix_nano", FIXED64)
-_EVENT_NAME = tag(_EVENT, "name", LENGTH)
-_EVENT_ATTRIBUTES = tag(_EVENT, "attributes", LENGTH)
-_EVENT_DROPPED = tag(_EVENT, "dropped_attributes_count", VARINT)
-
-_LINK = Span.Link.DESCRIPTOR
-_LINK_TRACE_ID = tag(_LINK, "trace_id", LENGTH) + b"\x10"
-_LINK_SPAN_ID = tag(_LINK, "span_id", LENGTH) + b"\x08"
-_LINK_ATTRIBUTES = tag(_LINK, "attributes", LENGTH)
-_LINK_DROPPED = tag(_LINK, "dropped_attributes_count", VARINT)
-_LINK_LOCAL, _LINK_REMOTE = _flags(tag(_LINK, "flags", FIXED32))
-
-_STATUS_MESSAGE = tag(Status.DESCRIPTOR, "message", LENGTH)
-_STATUS_CODE = tag(Status.DESCRIPTOR, "code", VARINT)
-_UNSET_STATUS = _STATUS + b"\x00"
-_UNSET = StatusCode.UNSET
+__all__ = ["PAUSE_EVERY", "encode_spans"]
 
 _SCOPE = InstrumentationScope.DESCRIPTOR
 _SCOPE_NAME = tag(_SCOPE, "name", LENGTH)
@@ -129,161 +55,9 @@ _REQUEST_RESOURCE_SPANS = tag(
     ExportTraceServiceRequest.DESCRIPTOR, "resource_spans", LENGTH
 )
 
-# Names are bounded in chanx (templates, actions); the cap is a safety net.
-_MAX_CACHED = 4096
-_names: dict[str, bytes] = {}
-_event_names: dict[str, bytes] = {}
 # Resource and scope blocks by object identity; the object is kept alongside
 # so its id cannot be reused by another while the entry lives.
 _blocks: dict[int, tuple[object, bytes]] = {}
-# Bodies of links without attributes, by the linked context's identity.
-_bare_links: dict[int, tuple[SpanContext, bytes]] = {}
-
-
-def _cached_name(cache: dict[str, bytes], field_tag: bytes, name: str) -> bytes:
-    encoded = cache.get(name)
-    if encoded is None:
-        encoded = string_field(field_tag, name)
-        if len(cache) >= _MAX_CACHED:
-            cache.clear()
-        cache[name] = encoded
-    return encoded
-
-
-def encode_span(span: ReadableSpan) -> tuple[bytes, tuple[Any, Any]]:
-    """The body of the ``Span`` message for ``span``, and its resource and scope.
-
-    Raises:
-        UnsupportedValue: A value only the official encoder handles.
-    """
-    (
-        context,
-        parent,
-        name,
-        kind,
-        start,
-        end,
-        status,
-        attributes,
-        events,
-        links,
-        dropped_attributes,
-        dropped_events,
-        dropped_links,
-        origin,
-    ) = span_fields(span)
-    if context is None:
-        raise ValueError("span without a context")
-    # The API's SpanContext is a tuple: its fields by index, without a
-    # property call each.
-    if context.__class__ is INDEXED_SPAN_CONTEXT:
-        trace_id, span_id = context[TRACE_ID], context[SPAN_ID]
-        trace_state = context[TRACE_STATE]
-    else:
-        trace_id, span_id = context.trace_id, context.span_id
-        trace_state = context.trace_state
-    parts = [
-        _TRACE_ID,
-        trace_id.to_bytes(16, "big"),
-        _SPAN_ID,
-        span_id.to_bytes(8, "big"),
-    ]
-    if trace_state:
-        parts.append(string_field(_TRACE_STATE, _trace_state(context)))
-    flags = _SPAN_LOCAL
-    if parent is not None:
-        parts += (_PARENT_ID, parent.span_id.to_bytes(8, "big"))
-        if parent.is_remote:
-            flags = _SPAN_REMOTE
-    parts += (
-        _names.get(name) or _cached_name(_names, _NAME, name),
-        _KINDS_BY_ID.get(id(kind)) or _KINDS[kind],
-    )
-    if start:
-        parts += (_START, fixed64(start))
-    if end:
-        parts += (_END, fixed64(end))
-    append_attributes(parts, _ATTRIBUTES, attributes)
-    if dropped_attributes:
-        parts += (_DROPPED_ATTRIBUTES, varint(dropped_attributes))
-    for event in events:
-        body = _event(event)
-        parts += (_EVENTS, varint(len(body)), body)
-    if dropped_events:
-        parts += (_DROPPED_EVENTS, varint(dropped_events))
-    for link in links:
-        body = _link(link)
-        parts += (_LINKS, varint(len(body)), body)
-    if dropped_links:
-        parts += (_DROPPED_LINKS, varint(dropped_links))
-    if status is not None:
-        if status is UNSET_STATUS or (
-            status.status_code is _UNSET and not status.description
-        ):
-            parts.append(_UNSET_STATUS)
-        else:
-            parts.append(_status(status))
-    parts.append(flags)
-    return b"".join(parts), origin
-
-
-def _trace_state(context: SpanContext) -> str:
-    return ",".join([f"{key}={value}" for key, value in context.trace_state.items()])
-
-
-def _status(status: Any) -> bytes:
-    body = string_field(_STATUS_MESSAGE, status.description or "")
-    if code := status.status_code.value:
-        body += _STATUS_CODE + varint(code)
-    return length_prefixed(_STATUS, body)
-
-
-def _event(event: Event) -> bytes:
-    parts: list[bytes] = []
-    if type(event) is Event:  # its properties only return these fields
-        timestamp, name, attributes = event._timestamp, event._name, event._attributes
-    else:
-        timestamp, name, attributes = event.timestamp, event.name, event.attributes
-    if timestamp:
-        parts += (_EVENT_TIME, fixed64(timestamp))
-    parts.append(
-        _event_names.get(name) or _cached_name(_event_names, _EVENT_NAME, name)
-    )
-    append_attributes(parts, _EVENT_ATTRIBUTES, attributes)
-    if type(attributes) not in PLAIN_ATTRIBUTES and (count := event.dropped_attributes):
-        parts += (_EVENT_DROPPED, varint(count))
-    return b"".join(parts)
-
-
-def _link(link: Link) -> bytes:
-    # Like the official encoder: no trace_state, flags from the linked context.
-    plain = type(link) is Link  # its properties only return these fields
-    context = link._context if plain else link.context
-    if plain and not link._attributes:
-        # chanx links every frame's span to its connection's: reuse that.
-        entry = _bare_links.get(id(context))
-        if entry is not None and entry[0] is context:
-            return entry[1]
-    attributes: list[bytes] = []
-    append_attributes(attributes, _LINK_ATTRIBUTES, link.attributes)
-    dropped = link.dropped_attributes
-    parts = [
-        _LINK_TRACE_ID,
-        context.trace_id.to_bytes(16, "big"),
-        _LINK_SPAN_ID,
-        context.span_id.to_bytes(8, "big"),
-        *attributes,
-    ]
-    if dropped:
-        parts += (_LINK_DROPPED, varint(dropped))
-    parts.append(_LINK_REMOTE if context.is_remote else _LINK_LOCAL)
-    body = b"".join(parts)
-    if plain and not attributes and not dropped:
-        # Only plain links are looked up above: only they are kept.
-        if len(_bare_links) >= _MAX_CACHED:
-            _bare_links.clear()
-        _bare_links[id(context)] = (context, body)
-    return body
 
 
 def _resource_block(resource: Any) -> bytes:

@@ -1,4 +1,5 @@
-"""Protobuf wire-format pieces for :mod:`chanx.telemetry.otlp_encoding`.
+"""Protobuf wire-format pieces for :mod:`chanx.telemetry.otlp_span` and
+:mod:`chanx.telemetry.otlp_encoding`.
 
 Field tags are derived at import from the ``opentelemetry-proto`` descriptors
 (number and wire type), so a renumbered field can never be written under an

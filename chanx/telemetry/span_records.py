@@ -33,7 +33,7 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from chanx.telemetry.otlp_encoding import encode_span
+from chanx.telemetry.otlp_span import encode_span
 
 __all__ = ["MAX_ORIGINS", "SpanRecord", "SpanRecords"]
 
