@@ -11,12 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
-    encode_spans as official_encode_spans,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -27,13 +21,13 @@ from opentelemetry.util.types import AttributeValue
 
 from chanx.hooks import ConnectionInfo
 from chanx.telemetry.config import TelemetryConfig
-from chanx.telemetry.otlp_encoding import encode_spans
 from chanx.telemetry.shared_attributes import (
     AttributeSets,
     ExtendedAttributes,
     SharedAttributes,
 )
 from chanx.telemetry.tracing import TracingHooks
+from tests.telemetry.test_otlp_encoding import same_request
 
 CONN = ConnectionInfo("c0ffee", "RoomConsumer", "/ws/room/1/", "/ws/room/<room>/")
 OTHER = ConnectionInfo("beef", "LobbyConsumer", "/ws/lobby/", "/ws/lobby/")
@@ -61,11 +55,6 @@ def own_attributes(span: ReadableSpan) -> ExtendedAttributes:
     attributes = span._attributes
     assert type(attributes) is ExtendedAttributes
     return attributes
-
-
-def same_request(spans: Sequence[ReadableSpan]) -> None:
-    official = official_encode_spans(spans)
-    assert ExportTraceServiceRequest.FromString(encode_spans(spans)) == official
 
 
 def test_receive_spans_of_one_action_share_all_but_their_frame_size() -> None:
