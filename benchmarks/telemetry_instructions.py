@@ -6,15 +6,20 @@ unless ``--parts`` names fewer. The span export is included (chanx's OTLP
 encoding; nothing is posted): as in a server set up by ``setup()``, each
 span is encoded as it ends (a ``span_records`` record) and waits as bytes;
 the batch processor keeps every record until the end and the exporter
-joins them then, so the count does not depend on when its thread wakes. The script runs itself under callgrind for 2,000 and 6,000
-frames and prints the difference per frame, so startup cancels out. Two
-runs of the same code read within about 2%; timings on a shared machine
-move more than that.
+joins them then, so the count does not depend on when its thread wakes.
+The script runs itself under callgrind for 2,000 and 6,000 frames and
+prints the difference per frame, so startup cancels out. Two runs of the
+same code read within about 2%; timings on a shared machine move more
+than that.
+
+Every frame is 17 bytes, as the benchmark's ping, unless ``--sizes N``
+cycles through N sizes (17 to 16 + N bytes): real traffic, whose sizes
+vary, is ``--sizes 100000`` (a size not seen before on every frame).
 
 Run: ``python benchmarks/telemetry_instructions.py [--parts traces]
-[--no-lines] [--no-encode] [--root PATH]``; ``--root`` counts another
-checkout's chanx (a ``git worktree`` of an earlier revision), so two
-revisions can be compared. Needs Debian's ``valgrind``.
+[--no-lines] [--no-encode] [--sizes N] [--root PATH]``; ``--root`` counts
+another checkout's chanx (a ``git worktree`` of an earlier revision), so
+two revisions can be compared. Needs Debian's ``valgrind``.
 """
 
 from __future__ import annotations
@@ -66,7 +71,9 @@ class _CountingExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def run_frames(frames: int, parts: Sequence[str], lines: bool, encode: bool) -> int:
+def run_frames(
+    frames: int, parts: Sequence[str], lines: bool, encode: bool, sizes: int = 1
+) -> int:
     """Make ``frames`` frames' telemetry; returns the spans exported."""
     # No worker wake-ups while frames run: the export happens once, at the end.
     os.environ["OTEL_BSP_MAX_QUEUE_SIZE"] = os.environ[
@@ -109,10 +116,11 @@ def run_frames(frames: int, parts: Sequence[str], lines: bool, encode: bool) -> 
     async def frames_in_a_loop() -> None:
         # A running loop, as in a server: log lines wait for its turn.
         for index in range(frames):
-            observation = hooks.message_received(conn, "ping", 17, {})
+            size = 17 + index % sizes
+            observation = hooks.message_received(conn, "ping", size, {})
             if lines:
                 log.info("message_received", action="ping")
-            hooks.message_sent(conn, "pong", 17)
+            hooks.message_sent(conn, "pong", size)
             if lines:
                 log.info("message_sent", action="pong")
             observation.finish("ok")
@@ -141,6 +149,8 @@ def count(frames: int, args: argparse.Namespace) -> int:
             ",".join(args.parts),
             *(["--no-lines"] if not args.lines else []),
             *(["--no-encode"] if not args.encode else []),
+            "--sizes",
+            str(args.sizes),
             "--root",
             str(args.root),
         ]
@@ -156,14 +166,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--parts", default="logs,traces,metrics")
     parser.add_argument("--no-lines", dest="lines", action="store_false")
     parser.add_argument("--no-encode", dest="encode", action="store_false")
+    parser.add_argument("--sizes", type=int, default=1)
     parser.add_argument("--root", type=Path, default=ROOT)
     parser.add_argument("--frames", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.parts = [part for part in args.parts.split(",") if part]
+    if args.sizes < 1:
+        parser.error("--sizes must be at least 1")
     # The chanx measured: --root's, then this checkout's for the rest.
     sys.path[:0] = [str(args.root), str(ROOT / "example"), str(ROOT)]
     if args.frames is not None:
-        spans = run_frames(args.frames, args.parts, args.lines, args.encode)
+        spans = run_frames(args.frames, args.parts, args.lines, args.encode, args.sizes)
         print(f"frames={args.frames} spans={spans}")
         return
     low, high = (count(frames, args) for frames in FRAMES)
@@ -171,7 +184,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"chanx from {args.root}: parts={','.join(args.parts) or 'none'} "
         f"lines={'on' if args.lines else 'off'} "
-        f"encode={'on' if args.encode else 'off'}: "
+        f"encode={'on' if args.encode else 'off'}"
+        f"{'' if args.sizes == 1 else f' sizes={args.sizes}'}: "
         f"{per_frame:,.0f} instructions per frame"
     )
 

@@ -214,7 +214,10 @@ def test_telemetry_instructions_counts_a_frame_under_callgrind() -> None:
     assert int(found.group(1).replace(",", "")) > 10_000
 
 
-def test_telemetry_instructions_workload_exports_a_span_per_frame() -> None:
-    output = run_smoke("benchmarks/telemetry_instructions.py", "--frames", "40")
+@pytest.mark.parametrize("sizes", ["1", "7"])
+def test_telemetry_instructions_workload_exports_a_span_per_frame(sizes: str) -> None:
+    output = run_smoke(
+        "benchmarks/telemetry_instructions.py", "--frames", "40", "--sizes", sizes
+    )
     # The frames' spans and the connection's.
     assert "frames=40 spans=41" in output
