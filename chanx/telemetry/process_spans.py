@@ -20,11 +20,9 @@ from opentelemetry.util.types import AttributeValue
 from chanx.telemetry.current_span import span_in
 from chanx.telemetry.span_starter import ValidLinks
 
-__all__ = ["ProcessAttributes", "ProducerParents", "label_key"]
+__all__ = ["ProducerParents", "label_key", "process_attributes"]
 
 _SYSTEM = "chanx"
-# Consumer classes, kinds and actions are bounded; the cap is a safety net.
-_MAX_ATTRIBUTE_SETS = 1024
 
 Links = tuple[Link, ...] | None
 
@@ -70,35 +68,18 @@ class ProducerParents:
         return trace.set_span_in_context(INVALID_SPAN, producer), links
 
 
-class ProcessAttributes:
-    """The attributes of ``process`` spans, one dict per consumer, kind and name.
+def process_attributes(key: tuple[str, str, str]) -> dict[str, AttributeValue]:
+    """The attributes of ``process {name}`` spans, for ``(consumer, kind, name)``.
 
-    Spans share these dicts: nothing may write into one. chanx's spans copy
-    their attributes before changing them, and the SDK copies what it is
-    given into its own container.
+    Built once per key and shared by those spans
+    (:class:`~chanx.telemetry.shared_attributes.AttributeSets`).
     """
-
-    __slots__ = ("_sets",)
-
-    def __init__(self) -> None:
-        self._sets: dict[tuple[str, str, str], dict[str, AttributeValue]] = {}
-
-    def __call__(
-        self, consumer: str, kind: str, name: str
-    ) -> dict[str, AttributeValue]:
-        """The (shared, read-only) attributes of ``process {name}`` in ``consumer``."""
-        key = (consumer, kind, name)
-        attributes = self._sets.get(key)
-        if attributes is None:
-            attributes = {
-                "messaging.system": _SYSTEM,
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "process",
-                "chanx.kind": kind,
-                "chanx.consumer": consumer,
-                label_key(kind): name,
-            }
-            if len(self._sets) >= _MAX_ATTRIBUTE_SETS:
-                self._sets.clear()
-            self._sets[key] = attributes
-        return attributes
+    consumer, kind, name = key
+    return {
+        "messaging.system": _SYSTEM,
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "chanx.kind": kind,
+        "chanx.consumer": consumer,
+        label_key(kind): name,
+    }

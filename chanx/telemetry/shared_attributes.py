@@ -1,7 +1,8 @@
 """Attribute sets that many spans share, built and encoded once.
 
 Every ``receive`` span of one consumer, route and action has the same six
-attributes, and only the frame's size differs. Building them per frame costs
+attributes, and only the frame's size differs; every ``process`` span of
+one consumer, kind and name has the same attributes altogether. Building them per frame costs
 time, and so does encoding each of them again for export. Here they are
 built once per distinct set (:class:`AttributeSets`) as a
 :class:`SharedAttributes`, which nothing writes into, and a span gets an

@@ -53,7 +53,11 @@ from chanx.hooks import ConnectionInfo, Observation
 from chanx.telemetry.config import TelemetryConfig
 from chanx.telemetry.current_span import attach_context, span_in, with_span
 from chanx.telemetry.naming import BoundedNames
-from chanx.telemetry.process_spans import ProcessAttributes, ProducerParents, label_key
+from chanx.telemetry.process_spans import (
+    ProducerParents,
+    label_key,
+    process_attributes,
+)
 from chanx.telemetry.propagation import HEADERS, STR_SETTER, ExtractedContexts
 from chanx.telemetry.shared_attributes import AttributeSets, ExtendedAttributes
 from chanx.telemetry.span_starter import SpanStarter, ValidLinks
@@ -228,7 +232,7 @@ class TracingHooks:
         self._start = self.spans.start
         self._extract = ExtractedContexts()
         self._producer = ProducerParents(config.process_span == "link")
-        self._process_attributes = ProcessAttributes()
+        self._process_attributes = AttributeSets(process_attributes)
         self._receive_attributes = AttributeSets(_receive_attributes)
         # Raw group names repeat (one per room): cache their templates, and
         # cap distinct templates in case GROUP_TEMPLATE lets free text through.
@@ -341,7 +345,7 @@ class TracingHooks:
             self._process[name],
             parent,
             SpanKind.CONSUMER,
-            self._process_attributes(conn.consumer, kind, name),
+            self._process_attributes[conn.consumer, kind, name],
             links,
         )
         return _SpanObservation(span, with_span(span, parent))
