@@ -173,6 +173,7 @@ _NEVER_REPEATED = frozenset(("chanx.connection_id",))
 # Values kept per key: the first ones seen of a key with more are kept, the
 # rest encoded each time.
 _MAX_PER_KEY = 256
+_Encoded = dict[Any, tuple[type, bytes]]
 
 
 class _FieldCache:
@@ -180,7 +181,7 @@ class _FieldCache:
     and then value: two lookups of hashes the strings already hold, no
     tuple built and hashed per attribute. Emptied at :data:`_MAX_CACHED`."""
 
-    __slots__ = ("blocks", "by_key", "keys", "size")
+    __slots__ = ("blocks", "by_key", "extended", "keys", "size")
 
     def __init__(self) -> None:
         self.by_key: dict[str, dict[Any, tuple[type, bytes]]] = {}
@@ -189,6 +190,9 @@ class _FieldCache:
         self.keys: dict[str, bytes] = {}
         # Shared attribute sets, encoded whole: id -> (the set, its fields).
         self.blocks: dict[int, tuple[SharedAttributes, bytes]] = {}
+        # Sets extended by one attribute, encoded whole: id of the shared
+        # set -> (the set, the key, value -> (its type, all the fields)).
+        self.extended: dict[int, tuple[SharedAttributes, str, _Encoded]] = {}
 
     def add_block(self, attributes: SharedAttributes, fields: bytes) -> None:
         """Keep ``fields``, the encoding of ``attributes`` (never changed)."""
@@ -237,6 +241,18 @@ class _FieldCache:
         size = len(head) + 1 + len(number)
         return field_tag + varint(size) + head + _SMALL[len(number)] + number
 
+    def add_extended(
+        self, shared: SharedAttributes, key: str, value: Any, fields: bytes
+    ) -> None:
+        """Keep ``fields``, the encoding of ``shared`` extended by ``key``."""
+        entry = self.extended.get(id(shared))
+        if entry is None or entry[0] is not shared or entry[1] != key:
+            if len(self.extended) >= _MAX_CACHED:
+                self.extended.clear()
+            entry = self.extended[id(shared)] = (shared, key, {})
+        if len(entry[2]) < _MAX_PER_KEY:
+            entry[2][value] = (value.__class__, fields)
+
 
 # One cache per field tag (span, event, link, resource, scope attributes).
 _caches: dict[bytes, _FieldCache] = {}
@@ -273,11 +289,7 @@ def append_attributes(
         cache = _caches.setdefault(field_tag, _FieldCache())
     kind = attributes.__class__
     if kind is ExtendedAttributes:
-        shared = attributes.shared  # type: ignore[attr-defined]
-        parts.append(_block(cache, field_tag, shared))
-        _append_fields(
-            parts, cache, field_tag, islice(attributes.items(), len(shared), None)
-        )
+        parts.append(_extended(cache, field_tag, attributes))  # type: ignore[arg-type]
     elif kind is SharedAttributes:
         parts.append(_block(cache, field_tag, attributes))
     else:
@@ -294,6 +306,31 @@ def _block(cache: _FieldCache, field_tag: bytes, shared: Any) -> bytes:
     _append_fields(fields, cache, field_tag, shared.items())
     encoded = b"".join(fields)
     cache.add_block(shared, encoded)
+    return encoded
+
+
+def _extended(
+    cache: _FieldCache, field_tag: bytes, attributes: ExtendedAttributes
+) -> bytes:
+    """The fields of ``attributes``: its shared set's and its own."""
+    shared = attributes.shared
+    if len(attributes) != len(shared) + 1:
+        fields = [_block(cache, field_tag, shared)]
+        own = islice(attributes.items(), len(shared), None)
+        _append_fields(fields, cache, field_tag, own)
+        return b"".join(fields)
+    # chanx's receive spans and message events: one attribute of their own.
+    key, value = next(reversed(attributes.items()))
+    entry = cache.extended.get(id(shared))
+    if entry is not None and entry[0] is shared and entry[1] == key:
+        found = entry[2].get(value)
+        if found is not None and found[0] is value.__class__:
+            return found[1]
+    fields = [_block(cache, field_tag, shared)]
+    _append_fields(fields, cache, field_tag, ((key, value),))
+    encoded = b"".join(fields)
+    if value.__class__ in _CACHEABLE:
+        cache.add_extended(shared, key, value, encoded)
     return encoded
 
 

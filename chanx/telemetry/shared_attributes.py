@@ -1,15 +1,18 @@
 """Attribute sets that many spans share, built and encoded once.
 
 Every ``receive`` span of one consumer, route and action has the same six
-attributes, and only the frame's size differs; every ``process`` span of
-one consumer, kind and name has the same attributes altogether. Building them per frame costs
+attributes, and only the frame's size differs (so do the ``message_sent``
+events of one action); every ``process`` span of one consumer, kind and
+name has the same attributes altogether. Building them per frame costs
 time, and so does encoding each of them again for export. Here they are
 built once per distinct set (:class:`AttributeSets`) as a
 :class:`SharedAttributes`, which nothing writes into, and a span gets an
 :class:`ExtendedAttributes`: a copy of the shared set with its own few
 attributes after it. The OTLP encoder then writes the
 shared part from bytes it keeps per set, and encodes only the span's own
-attributes (:func:`chanx.telemetry.otlp_wire.append_attributes`).
+attributes (:func:`chanx.telemetry.otlp_wire.append_attributes`); a set
+extended by one attribute, as chanx's are, is kept whole for the values
+of that attribute it meets first.
 
 chanx's spans copy either kind into a plain dict before any change
 (:class:`~chanx.telemetry.chanx_span.ChanxSpan`), so neither is ever

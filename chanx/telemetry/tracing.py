@@ -212,6 +212,11 @@ def _receive_attributes(key: tuple[str, str, str]) -> dict[str, AttributeValue]:
     }
 
 
+def _sent_attributes(action: str) -> dict[str, AttributeValue]:
+    # A message_sent event's attributes but the frame's size.
+    return {"chanx.action": action}
+
+
 class TracingHooks:
     """:class:`~chanx.hooks.ConsumerHooks` that record OpenTelemetry spans.
 
@@ -234,6 +239,7 @@ class TracingHooks:
         self._producer = ProducerParents(config.process_span == "link")
         self._process_attributes = AttributeSets(process_attributes)
         self._receive_attributes = AttributeSets(_receive_attributes)
+        self._sent_attributes = AttributeSets(_sent_attributes)
         # Raw group names repeat (one per room): cache their templates, and
         # cap distinct templates in case GROUP_TEMPLATE lets free text through.
         self._template = functools.lru_cache(maxsize=1024)(config.group_template)
@@ -299,11 +305,11 @@ class TracingHooks:
         """Add a ``message_sent`` event to the current span."""
         span = span_in()
         if span.is_recording():
-            _add_event(
-                span,
-                "message_sent",
-                {"chanx.action": action, "messaging.message.body.size": size},
-            )
+            shared = self._sent_attributes[action]
+            attributes = ExtendedAttributes(shared)
+            attributes[_BODY_SIZE] = size
+            attributes.shared = shared
+            _add_event(span, "message_sent", attributes)
 
     def publish(
         self,

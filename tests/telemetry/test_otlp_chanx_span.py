@@ -1,0 +1,195 @@
+"""chanx's own spans take a shorter way to OTLP bytes, with the same result.
+
+A span chanx started and only chanx wrote to (its ``receive``, ``send`` and
+``process`` spans, with their ``message_sent`` events) is encoded by
+``_chanx_body``: its ids and times in two packs, its name, kind, status and
+flags from bytes kept per name, and its shared attribute sets whole. Every
+other span takes the general path. Either way the collector must get what
+the official encoder would have sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
+from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from chanx.hooks import ConnectionInfo
+from chanx.telemetry import otlp_span, otlp_wire
+from chanx.telemetry.chanx_span import ChanxSpan
+from chanx.telemetry.config import TelemetryConfig
+from chanx.telemetry.shared_attributes import ExtendedAttributes, SharedAttributes
+from chanx.telemetry.tracing import TracingHooks
+from tests.telemetry.test_otlp_encoding import same_request
+
+CONN = ConnectionInfo("c0ffee", "RoomConsumer", "/ws/room/1/", "/ws/room/<room>/")
+TRACEPARENT = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+
+Frame = Callable[[TracingHooks, ConnectionInfo], None]
+
+
+def spans_of(*frames: Frame) -> list[ReadableSpan]:
+    """The spans ``frames`` make through chanx's tracing hooks."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource({"service.name": "chat"}), shutdown_on_exit=False
+    )
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    hooks = TracingHooks(TelemetryConfig(), provider)
+    conn = ConnectionInfo(CONN.connection_id, CONN.consumer, CONN.path, CONN.route)
+    hooks.connection_started(conn, {"headers": []}).finish("accepted")
+    for frame in frames:
+        frame(hooks, conn)
+    spans = memory.get_finished_spans()
+    return [span for span in spans if not span.name.startswith("connect")]
+
+
+def echo(carrier: dict[str, str], size: int = 17) -> Frame:
+    def frame(hooks: TracingHooks, conn: ConnectionInfo) -> None:
+        observation = hooks.message_received(conn, "ping", size, carrier)
+        hooks.message_sent(conn, "pong", size + 1)
+        observation.finish("ok")
+
+    return frame
+
+
+def publishing(hooks: TracingHooks, conn: ConnectionInfo) -> None:
+    observation = hooks.message_received(conn, "chat", 40, {})
+    hooks.publish(conn, "event", "chat_message", ["room_1"], {}).finish("ok")
+    observation.finish("ok")
+
+
+def test_chanx_spans_take_the_short_way_and_encode_as_the_official_encoder() -> None:
+    spans = spans_of(echo({}), echo(TRACEPARENT, size=300), publishing)
+    assert all(type(span) is ChanxSpan for span in spans)
+    root, remote_child, receive, local_child = spans[0], spans[1], spans[3], spans[2]
+    assert root.parent is None
+    assert root.links
+    assert remote_child.parent is not None
+    assert remote_child.parent.is_remote
+    assert local_child.name.startswith("send")
+    assert local_child.parent == receive.get_span_context()
+    for span in spans:
+        assert otlp_span._chanx_body(span) is not None, span.name
+    same_request(spans)
+    same_request(spans)  # again, from the kept bytes
+
+
+def test_what_a_handler_changes_sends_a_span_the_general_way() -> None:
+    def failing(hooks: TracingHooks, conn: ConnectionInfo) -> None:
+        observation = hooks.message_received(conn, "ping", 17, {})
+        current = trace.get_current_span()
+        current.set_attribute("room", "a")
+        current.add_event("checked", {"ok": True})
+        observation.finish("error", "ValueError", ValueError("bad"))
+
+    def erring(hooks: TracingHooks, conn: ConnectionInfo) -> None:
+        # Only the status and chanx's own error.type: no handler involved.
+        observation = hooks.message_received(conn, "ping", 17, {})
+        observation.finish("error", "ValueError")
+
+    spans = spans_of(failing, erring, echo({}))
+    changed, errored, usual = spans
+    assert changed.status.status_code is StatusCode.ERROR
+    assert errored.status.status_code is StatusCode.ERROR
+    assert (errored.attributes or {})["error.type"] == "ValueError"
+    assert otlp_span._chanx_body(changed) is None
+    assert otlp_span._chanx_body(errored) is None
+    assert otlp_span._chanx_body(usual) is not None
+    same_request(spans)
+
+
+def test_one_name_with_two_kinds_keeps_each_kind() -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    hooks = TracingHooks(TelemetryConfig(), provider)
+    for kind in (SpanKind.CONSUMER, SpanKind.PRODUCER, SpanKind.CONSUMER):
+        hooks.spans.start("same name", None, kind, {"n": 1}, None).end()
+    spans = memory.get_finished_spans()
+    assert [span.kind for span in spans] == [
+        SpanKind.CONSUMER,
+        SpanKind.PRODUCER,
+        SpanKind.CONSUMER,
+    ]
+    assert all(otlp_span._chanx_body(span) is not None for span in spans)
+    same_request(spans)
+
+
+def test_message_sent_events_share_their_action_s_attributes() -> None:
+    first, second = spans_of(echo({}, size=5), echo({}, size=9))
+    sent = [span.events[0] for span in (first, second)]
+    assert [dict(event.attributes or {}) for event in sent] == [
+        {"chanx.action": "pong", "messaging.message.body.size": 6},
+        {"chanx.action": "pong", "messaging.message.body.size": 10},
+    ]
+    own = [event.attributes for event in sent]
+    assert isinstance(own[0], ExtendedAttributes)
+    assert isinstance(own[1], ExtendedAttributes)
+    assert own[0].shared is own[1].shared
+    same_request([first, second])
+
+
+def extended(
+    shared: SharedAttributes, key: str, value: AttributeValue
+) -> ExtendedAttributes:
+    attributes = ExtendedAttributes(shared)
+    attributes[key] = value
+    attributes.shared = shared
+    return attributes
+
+
+@pytest.mark.parametrize(
+    "own",
+    [
+        # The same set extended by another key, a value of another type that
+        # compares equal (True == 1), and by two attributes.
+        [("size", 1), ("count", 1), ("size", True), ("size", 1)],
+        [("size", 1), ("size", "1"), ("size", 1.0)],
+    ],
+)
+def test_extended_sets_encode_each_key_and_value_as_given(
+    own: list[tuple[str, AttributeValue]],
+) -> None:
+    shared = SharedAttributes({"messaging.system": "chanx"})
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    hooks = TracingHooks(TelemetryConfig(), provider)
+    for key, value in own:
+        hooks.spans.start(
+            "s", None, SpanKind.INTERNAL, extended(shared, key, value), None
+        ).end()
+    two = ExtendedAttributes(shared)
+    two.update(size=2, count=3)
+    two.shared = shared
+    hooks.spans.start("s", None, SpanKind.INTERNAL, two, None).end()
+    same_request(memory.get_finished_spans())
+    same_request(memory.get_finished_spans())
+
+
+def test_an_extended_set_keeps_few_values_of_its_own_attribute() -> None:
+    shared = SharedAttributes({"messaging.system": "chanx"})
+    tag = b"\x4a"
+    encoded = [
+        otlp_wire._extended(otlp_wire._FieldCache(), tag, extended(shared, "n", n))
+        for n in range(3)
+    ]
+    cache = otlp_wire._FieldCache()
+    for n in range(1000):
+        assert (
+            otlp_wire._extended(cache, tag, extended(shared, "n", n % 3 + 0))
+            == (encoded[n % 3])
+        )
+        otlp_wire._extended(cache, tag, extended(shared, "n", 10 + n))
+    kept = cache.extended[id(shared)][2]
+    assert len(kept) == otlp_wire._MAX_PER_KEY
