@@ -173,7 +173,7 @@ _NEVER_REPEATED = frozenset(("chanx.connection_id",))
 # Values kept per key: the first ones seen of a key with more are kept, the
 # rest encoded each time.
 _MAX_PER_KEY = 256
-_Encoded = dict[Any, tuple[type, bytes]]
+_Extension = tuple[SharedAttributes, str, bytes, dict[Any, tuple[type, bytes]]]
 
 
 class _FieldCache:
@@ -190,9 +190,9 @@ class _FieldCache:
         self.keys: dict[str, bytes] = {}
         # Shared attribute sets, encoded whole: id -> (the set, its fields).
         self.blocks: dict[int, tuple[SharedAttributes, bytes]] = {}
-        # Sets extended by one attribute, encoded whole: id of the shared
-        # set -> (the set, the key, value -> (its type, all the fields)).
-        self.extended: dict[int, tuple[SharedAttributes, str, _Encoded]] = {}
+        # Sets extended by one attribute: id of the shared set -> (the set,
+        # the key, the set's fields, value -> (its type, all the fields)).
+        self.extended: dict[int, _Extension] = {}
 
     def add_block(self, attributes: SharedAttributes, fields: bytes) -> None:
         """Keep ``fields``, the encoding of ``attributes`` (never changed)."""
@@ -203,10 +203,9 @@ class _FieldCache:
     def add(self, field_tag: bytes, key: str, value: Any, kind: type) -> bytes:
         """The field for ``key`` and ``value`` (of type ``kind``), now cached."""
         if kind is int:
-            encoded = self._int_field(field_tag, key, value)
+            encoded = self.int_field(field_tag, key, value)
         else:
-            body = _key_value(key, value)
-            encoded = field_tag + varint(len(body)) + body
+            encoded = _field(field_tag, key, value)
         if key in _NEVER_REPEATED:
             return encoded
         by_value = self.by_key.get(key)
@@ -224,9 +223,9 @@ class _FieldCache:
         self.size += 1
         return encoded
 
-    def _int_field(self, field_tag: bytes, key: str, value: int) -> bytes:
-        # What _key_value() makes of an int, from the key's encoded half:
-        # sizes and counts vary, and this runs for each new one.
+    def int_field(self, field_tag: bytes, key: str, value: int) -> bytes:
+        """The field of ``key`` and an int ``value``, from the key's encoded half."""
+        # Sizes and counts vary, and this runs for each new one.
         if not _INT64_MIN <= value < _INT64_LIMIT:
             raise UnsupportedValue("int outside int64")
         head = self.keys.get(key)
@@ -241,17 +240,15 @@ class _FieldCache:
         size = len(head) + 1 + len(number)
         return field_tag + varint(size) + head + _SMALL[len(number)] + number
 
-    def add_extended(
-        self, shared: SharedAttributes, key: str, value: Any, fields: bytes
-    ) -> None:
-        """Keep ``fields``, the encoding of ``shared`` extended by ``key``."""
-        entry = self.extended.get(id(shared))
-        if entry is None or entry[0] is not shared or entry[1] != key:
-            if len(self.extended) >= _MAX_CACHED:
-                self.extended.clear()
-            entry = self.extended[id(shared)] = (shared, key, {})
-        if len(entry[2]) < _MAX_PER_KEY:
-            entry[2][value] = (value.__class__, fields)
+    def extension(
+        self, field_tag: bytes, shared: SharedAttributes, key: str
+    ) -> _Extension:
+        """Where ``shared`` extended by ``key`` keeps its encodings (new)."""
+        if len(self.extended) >= _MAX_CACHED:
+            self.extended.clear()
+        block = _block(self, field_tag, shared)
+        extension = self.extended[id(shared)] = (shared, key, block, {})
+        return extension
 
 
 # One cache per field tag (span, event, link, resource, scope attributes).
@@ -321,17 +318,29 @@ def _extended(
         return b"".join(fields)
     # chanx's receive spans and message events: one attribute of their own.
     key, value = next(reversed(attributes.items()))
-    entry = cache.extended.get(id(shared))
-    if entry is not None and entry[0] is shared and entry[1] == key:
-        found = entry[2].get(value)
-        if found is not None and found[0] is value.__class__:
-            return found[1]
-    fields = [_block(cache, field_tag, shared)]
-    _append_fields(fields, cache, field_tag, ((key, value),))
-    encoded = b"".join(fields)
-    if value.__class__ in _CACHEABLE:
-        cache.add_extended(shared, key, value, encoded)
+    extension = cache.extended.get(id(shared))
+    if extension is None or extension[0] is not shared or extension[1] != key:
+        extension = cache.extension(field_tag, shared, key)
+    kind = value.__class__
+    if kind not in _CACHEABLE:
+        return extension[2] + _field(field_tag, key, value)
+    values = extension[3]
+    found = values.get(value)
+    if found is not None and found[0] is kind:
+        return found[1]
+    if kind is int:
+        encoded = extension[2] + cache.int_field(field_tag, key, value)
+    else:
+        encoded = extension[2] + _field(field_tag, key, value)
+    # The first values met are kept (sizes repeat), the rest encoded anew.
+    if len(values) < _MAX_PER_KEY:
+        values[value] = (kind, encoded)
     return encoded
+
+
+def _field(field_tag: bytes, key: str, value: Any) -> bytes:
+    body = _key_value(key, value)
+    return field_tag + varint(len(body)) + body
 
 
 def _append_fields(
@@ -351,5 +360,4 @@ def _append_fields(
             else:
                 parts.append(cache.add(field_tag, key, value, kind))
         else:
-            body = _key_value(key, value)
-            parts.append(field_tag + varint(len(body)) + body)
+            parts.append(_field(field_tag, key, value))

@@ -154,7 +154,7 @@ def extended(
         # The same set extended by another key, a value of another type that
         # compares equal (True == 1), and by two attributes.
         [("size", 1), ("count", 1), ("size", True), ("size", 1)],
-        [("size", 1), ("size", "1"), ("size", 1.0)],
+        [("size", 1), ("size", "1"), ("size", 1.0), ("tags", ["a", "b"])],
     ],
 )
 def test_extended_sets_encode_each_key_and_value_as_given(
@@ -187,9 +187,9 @@ def test_an_extended_set_keeps_few_values_of_its_own_attribute() -> None:
     cache = otlp_wire._FieldCache()
     for n in range(1000):
         assert (
-            otlp_wire._extended(cache, tag, extended(shared, "n", n % 3 + 0))
+            otlp_wire._extended(cache, tag, extended(shared, "n", n % 3))
             == (encoded[n % 3])
         )
         otlp_wire._extended(cache, tag, extended(shared, "n", 10 + n))
-    kept = cache.extended[id(shared)][2]
+    kept = cache.extended[id(shared)][3]
     assert len(kept) == otlp_wire._MAX_PER_KEY
