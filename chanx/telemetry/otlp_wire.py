@@ -317,6 +317,7 @@ def _extended(
         _append_fields(fields, cache, field_tag, own)
         return b"".join(fields)
     # chanx's receive spans and message events: one attribute of their own.
+    value: Any  # of any attribute type; checked below
     key, value = next(reversed(attributes.items()))
     extension = cache.extended.get(id(shared))
     if extension is None or extension[0] is not shared or extension[1] != key:
