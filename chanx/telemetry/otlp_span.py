@@ -14,6 +14,7 @@ request around the spans is :mod:`chanx.telemetry.otlp_encoding`'s.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, SpanFlags, Status
@@ -33,13 +34,15 @@ from chanx.telemetry.otlp_wire import (
     LENGTH,
     VARINT,
     append_attributes,
+    extended_fields,
+    field_cache,
     fixed64,
     length_prefixed,
     string_field,
     tag,
     varint,
 )
-from chanx.telemetry.shared_attributes import PLAIN_ATTRIBUTES
+from chanx.telemetry.shared_attributes import PLAIN_ATTRIBUTES, ExtendedAttributes
 from chanx.telemetry.span_fields import span_fields
 from chanx.telemetry.span_starter import ValidLinks
 
@@ -202,12 +205,18 @@ def encode_span(span: ReadableSpan) -> tuple[bytes, tuple[Any, Any]]:
 # both times in another.
 _IDS = struct.Struct(">2sQQ2sQ").pack
 _TIMES = struct.Struct("<1sQ1sQ").pack
+_TIME = struct.Struct("<1sQ").pack
+_SPAN_FIELDS = field_cache(_ATTRIBUTES)
+_EVENT_FIELDS = field_cache(_EVENT_ATTRIBUTES)
 _LOW_64 = (1 << 64) - 1
 # What chanx's spans keep their links in (nothing dropped from either).
 _LINK_TUPLES = frozenset((tuple, ValidLinks))
 # name -> (kind, then the name, kind, unset status and flags fields of a
 # span with a local parent or none, and of one with a remote parent).
 _tails: dict[str, tuple[SpanKind, bytes, bytes]] = {}
+# The link fields of chanx's links (one tuple per connection or group
+# message) by the tuple's identity: (the tuple, its fields).
+_valid_links: dict[int, tuple[ValidLinks, bytes]] = {}
 
 
 def _chanx_body(span: Any) -> bytes | None:
@@ -248,14 +257,30 @@ def _chanx_body(span: Any) -> bytes | None:
             parent.span_id.to_bytes(8, "big"),
             _tail(span._name, span._kind)[2 if parent.is_remote else 1],
         )
-    append_attributes(parts, _ATTRIBUTES, attributes)
+    if attributes.__class__ is ExtendedAttributes:
+        parts.append(extended_fields(_SPAN_FIELDS, _ATTRIBUTES, attributes))
+    else:
+        append_attributes(parts, _ATTRIBUTES, attributes)
     for event in events:
         body = _event(event)
         parts += (_EVENTS, varint(len(body)), body)
-    for link in links:
-        body = _link(link)
-        parts += (_LINKS, varint(len(body)), body)
+    if links:
+        parts.append(_links(links))
     return b"".join(parts)
+
+
+def _links(links: Sequence[Link]) -> bytes:
+    """The ``links`` fields of a span holding ``links``."""
+    found = _valid_links.get(id(links))
+    if found is not None and found[0] is links:
+        return found[1]
+    fields = b"".join([_LINKS + varint(len(body)) + body for body in map(_link, links)])
+    if links.__class__ is ValidLinks:
+        # Immutable, and shared by every span of a connection: kept.
+        if len(_valid_links) >= _MAX_CACHED:
+            _valid_links.clear()
+        _valid_links[id(links)] = (links, fields)
+    return fields
 
 
 def _tail(name: str, kind: SpanKind) -> tuple[SpanKind, bytes, bytes]:
@@ -284,6 +309,16 @@ def _event(event: Event) -> bytes:
     parts: list[bytes] = []
     if type(event) is Event:  # its properties only return these fields
         timestamp, name, attributes = event._timestamp, event._name, event._attributes
+        if attributes.__class__ is ExtendedAttributes and timestamp:
+            # chanx's message_sent events.
+            return (
+                _TIME(_EVENT_TIME, timestamp)
+                + (
+                    _event_names.get(name)
+                    or _cached_name(_event_names, _EVENT_NAME, name)
+                )
+                + extended_fields(_EVENT_FIELDS, _EVENT_ATTRIBUTES, attributes)
+            )
     else:
         timestamp, name, attributes = event.timestamp, event.name, event.attributes
     if timestamp:

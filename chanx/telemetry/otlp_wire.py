@@ -33,6 +33,8 @@ __all__ = [
     "UnsupportedValue",
     "any_value",
     "append_attributes",
+    "extended_fields",
+    "field_cache",
     "fixed64",
     "length_prefixed",
     "string_field",
@@ -266,6 +268,14 @@ def _items(attributes: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
     return attributes.items()
 
 
+def field_cache(field_tag: bytes) -> _FieldCache:
+    """The cache of encoded attribute fields of ``field_tag`` (one per tag)."""
+    cache = _caches.get(field_tag)
+    if cache is None:
+        cache = _caches.setdefault(field_tag, _FieldCache())
+    return cache
+
+
 def append_attributes(
     parts: list[bytes], field_tag: bytes, attributes: Mapping[str, Any] | None
 ) -> None:
@@ -281,12 +291,10 @@ def append_attributes(
     """
     if attributes is None:
         return
-    cache = _caches.get(field_tag)
-    if cache is None:
-        cache = _caches.setdefault(field_tag, _FieldCache())
+    cache = _caches.get(field_tag) or field_cache(field_tag)
     kind = attributes.__class__
     if kind is ExtendedAttributes:
-        parts.append(_extended(cache, field_tag, attributes))  # type: ignore[arg-type]
+        parts.append(extended_fields(cache, field_tag, attributes))  # type: ignore[arg-type]
     elif kind is SharedAttributes:
         parts.append(_block(cache, field_tag, attributes))
     else:
@@ -306,10 +314,14 @@ def _block(cache: _FieldCache, field_tag: bytes, shared: Any) -> bytes:
     return encoded
 
 
-def _extended(
+def extended_fields(
     cache: _FieldCache, field_tag: bytes, attributes: ExtendedAttributes
 ) -> bytes:
-    """The fields of ``attributes``: its shared set's and its own."""
+    """The fields of ``attributes``: its shared set's and its own.
+
+    Args:
+        cache: :func:`field_cache` of ``field_tag``.
+    """
     shared = attributes.shared
     if len(attributes) != len(shared) + 1:
         fields = [_block(cache, field_tag, shared)]

@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from chanx.hooks import ConnectionInfo
@@ -181,15 +181,34 @@ def test_an_extended_set_keeps_few_values_of_its_own_attribute() -> None:
     shared = SharedAttributes({"messaging.system": "chanx"})
     tag = b"\x4a"
     encoded = [
-        otlp_wire._extended(otlp_wire._FieldCache(), tag, extended(shared, "n", n))
+        otlp_wire.extended_fields(
+            otlp_wire._FieldCache(), tag, extended(shared, "n", n)
+        )
         for n in range(3)
     ]
     cache = otlp_wire._FieldCache()
     for n in range(1000):
         assert (
-            otlp_wire._extended(cache, tag, extended(shared, "n", n % 3))
+            otlp_wire.extended_fields(cache, tag, extended(shared, "n", n % 3))
             == (encoded[n % 3])
         )
-        otlp_wire._extended(cache, tag, extended(shared, "n", 10 + n))
+        otlp_wire.extended_fields(cache, tag, extended(shared, "n", 10 + n))
     kept = cache.extended[id(shared)][3]
     assert len(kept) == otlp_wire._MAX_PER_KEY
+
+
+def test_links_with_attributes_and_plain_events_encode_as_given() -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    hooks = TracingHooks(TelemetryConfig(), provider)
+    linked = SpanContext(0xABC, 0xDEF, is_remote=True)
+    for number in range(2):
+        links = [Link(linked, {"n": number}), Link(linked)]
+        span = hooks.spans.start("s", None, SpanKind.INTERNAL, {"n": 1}, links)
+        span.add_trusted_event("plain", {"n": number})  # type: ignore[attr-defined]
+        span.end()
+    spans = memory.get_finished_spans()
+    assert all(otlp_span._chanx_body(span) is not None for span in spans)
+    same_request(spans)
+    same_request(spans)
