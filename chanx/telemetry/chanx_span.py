@@ -27,12 +27,30 @@ from opentelemetry.util.types import AttributeValue
 
 from chanx.telemetry.shared_attributes import PLAIN_ATTRIBUTES
 
-__all__ = ["UNSET_STATUS", "ChanxSpan"]
+__all__ = ["CLASS_FIELDS", "FEW_EVENTS", "UNSET_STATUS", "ChanxSpan"]
 
 _log = logging.getLogger(__name__)
 
 #: The status every chanx span starts with (shared: statuses are immutable).
 UNSET_STATUS = Status(StatusCode.UNSET)
+
+#: The SDK span's fields that ChanxSpan keeps on the class until a span
+#: sets its own (the lock is shared by all).
+CLASS_FIELDS = frozenset(
+    (
+        "_lock",
+        "_end_time",
+        "_status",
+        "_trace_config",
+        "_record_exception",
+        "_set_status_on_exception",
+    )
+)
+
+#: Events a span's list takes before the limits are checked (sdk_starter
+#: only starts chanx spans under limits that allow at least these): a
+#: ``receive`` span's usual one, its frame sent back.
+FEW_EVENTS = 1
 
 
 class ChanxSpan(sdk_trace.Span):
@@ -55,6 +73,17 @@ class ChanxSpan(sdk_trace.Span):
     # sharing it costs at most a short wait between threads.
     _lock = threading.RLock()  # type: ignore[assignment]  # the SDK's is a Lock
 
+    # What every span starts with, read from the class until a span sets its
+    # own: a store less each per span started.
+    _end_time: int | None = None
+    _status = UNSET_STATUS
+    _trace_config = None
+    _record_exception = True
+    _set_status_on_exception = True
+    # The provider's processors tuple, set by the starter when all their
+    # on_start and _on_ending are the SDK's no-ops (see _QuietProcessors).
+    _quiet: object = None
+
     def __init__(
         self,
         name: str,
@@ -67,7 +96,8 @@ class ChanxSpan(sdk_trace.Span):
         record_end_metrics: Callable[[], None] | None,
     ) -> None:
         # Deliberately no super().__init__(): it is what this class avoids.
-        # ``sdk_starter`` checks that these are all the fields the SDK sets.
+        # ``sdk_starter`` checks that these and CLASS_FIELDS are all the
+        # fields the SDK sets.
         self._name = name
         self._context = context
         self._kind = kind
@@ -75,23 +105,15 @@ class ChanxSpan(sdk_trace.Span):
         self._instrumentation_scope = tracer._instrumentation_scope
         self._parent = parent
         self._start_time: int | None = time_ns()
-        self._end_time: int | None = None
         self._attributes: Any = attributes
         self._events: Any = []
         self._links: Any = links
         self._resource = tracer.resource
-        self._status = UNSET_STATUS
         self._sampler = tracer.sampler
-        self._trace_config = None
-        self._record_exception = True
-        self._set_status_on_exception = True
         self._span_processor = tracer.span_processor
         self._limits = tracer._span_limits
         # No lock of its own: see _lock above.
         self._record_end_metrics = record_end_metrics
-        # The provider's processors tuple, set by the starter when all their
-        # on_start and _on_ending are the SDK's no-ops (see _QuietProcessors).
-        self._quiet: object = None
 
     def add_trusted_event(
         self, name: str, attributes: dict[str, AttributeValue]
@@ -107,7 +129,12 @@ class ChanxSpan(sdk_trace.Span):
             event = Event(name, attributes)
         with self._lock:
             if self._end_time is None:
-                self._append_event(event)
+                events = self._events
+                # _append_event() without its call, while the list has room.
+                if events.__class__ is list and len(events) < FEW_EVENTS:
+                    events.append(event)
+                else:
+                    self._append_event(event)
 
     def set_trusted_attribute(self, key: str, value: AttributeValue) -> None:
         """Set an attribute chanx built (a valid key and value)."""

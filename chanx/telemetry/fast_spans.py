@@ -44,7 +44,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util.types import AttributeValue
 
-from chanx.telemetry.chanx_span import ChanxSpan
+from chanx.telemetry.chanx_span import CLASS_FIELDS, FEW_EVENTS, ChanxSpan
 from chanx.telemetry.current_span import (
     INDEXED_SPAN_CONTEXT,
     IS_VALID,
@@ -91,7 +91,12 @@ def _roomy(limits: Any) -> bool:
         return False
     if limits.max_attribute_length is not None:
         return False
-    wanted = {"max_span_attributes": 16, "max_event_attributes": 4, "max_links": 1}
+    wanted = {
+        "max_span_attributes": 16,
+        "max_event_attributes": 4,
+        "max_events": FEW_EVENTS,
+        "max_links": 1,
+    }
     return all(
         getattr(limits, name) is None or getattr(limits, name) >= least
         for name, least in wanted.items()
@@ -116,8 +121,8 @@ def _compatible(tracer: Any) -> bool:
     probe = ChanxSpan(
         "probe", SpanContext(1, 1, False), None, tracer, SpanKind.INTERNAL, {}, (), None
     )
-    # _lock is a class attribute (one lock for every chanx span).
-    return _sdk_fields() <= set(vars(probe)) | {"_lock"}
+    # Some fields are class attributes (one lock for every chanx span).
+    return _sdk_fields() <= set(vars(probe)) | CLASS_FIELDS
 
 
 def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:

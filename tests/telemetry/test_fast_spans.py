@@ -370,6 +370,8 @@ def test_a_processor_added_later_sees_start_and_ending_of_later_spans() -> None:
 def test_tight_limits_or_other_tracers_get_the_sdk_path() -> None:
     provider, _ = make_provider(span_limits=SpanLimits(max_attribute_length=4))
     assert sdk_starter(provider.get_tracer("chanx")) is None
+    provider, _ = make_provider(span_limits=SpanLimits(max_events=0))
+    assert sdk_starter(provider.get_tracer("chanx")) is None
     assert sdk_starter(trace.NoOpTracer()) is None
 
 
