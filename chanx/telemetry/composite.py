@@ -60,18 +60,31 @@ def _inherits_noop(part: ConsumerHooks, hook: str) -> bool:
     )
 
 
-class _CompositeObservation:
-    __slots__ = ("_hook", "_on_error", "_parts")
+class _Plan:
+    """What the observations of one hook of one :class:`TelemetryHooks` share."""
+
+    __slots__ = ("hook", "owner", "signals")
 
     def __init__(
-        self,
-        parts: list[tuple[str, Observation]],
-        hook: str,
-        on_error: ErrorCallback | None,
+        self, owner: TelemetryHooks, hook: str, signals: tuple[str, ...]
     ) -> None:
-        self._parts = parts
-        self._hook = hook
-        self._on_error = on_error
+        self.owner = owner
+        self.hook = hook + ".finish"
+        self.signals = signals
+
+
+class _Observations(list[Observation]):
+    """The observations one hook call began, one per part, in part order
+    (a no-op one for a part that raised).
+
+    A list itself, with what they share in one :class:`_Plan`: a frame is
+    in flight while its handler runs, and every container object it holds
+    meanwhile brings the collector's next young collection closer (see
+    ``benchmarks/README.md``, nineteenth round).
+    """
+
+    __slots__ = ("_plan",)
+    _plan: _Plan
 
     def finish(
         self,
@@ -81,11 +94,14 @@ class _CompositeObservation:
     ) -> None:
         # Reverse order: the tracing part began first and attached its
         # context, so it detaches last.
-        for signal, observation in reversed(self._parts):
+        index = len(self)
+        while index:
+            index -= 1
             try:
-                observation.finish(outcome, error_type, exc)
+                self[index].finish(outcome, error_type, exc)
             except Exception:
-                _report(signal, self._hook + ".finish", self._on_error)
+                plan = self._plan
+                _report(plan.signals[index], plan.hook, plan.owner.on_error)
 
 
 class TelemetryHooks:
@@ -119,17 +135,24 @@ class TelemetryHooks:
             )
             for hook in _HOOKS
         }
+        self._plans = {
+            hook: _Plan(self, hook, tuple(signal for signal, _ in bound))
+            for hook, bound in self._bound.items()
+        }
 
     def _observe(self, hook: str, *args: Any) -> Observation:
-        begun: list[tuple[str, Observation]] = []
-        for signal, method in self._bound[hook]:
+        parts = self._bound[hook]
+        if not parts:
+            return NOOP_OBSERVATION
+        begun = _Observations()
+        for signal, method in parts:
             try:
-                begun.append((signal, method(*args)))
+                begun.append(method(*args))
             except Exception:
                 _report(signal, hook, self.on_error)
-        if not begun:
-            return NOOP_OBSERVATION
-        return _CompositeObservation(begun, hook, self.on_error)
+                begun.append(NOOP_OBSERVATION)
+        begun._plan = self._plans[hook]
+        return begun
 
     def _notify(self, hook: str, *args: Any) -> None:
         for signal, method in self._bound[hook]:

@@ -107,6 +107,30 @@ def test_a_part_failing_to_finish_is_named_and_the_parts_before_it_finish() -> N
     assert traces.finished == [("deliver", "chat", "ok", None, None)]
 
 
+def test_a_part_that_failed_to_begin_leaves_the_later_parts_named_right() -> None:
+    counted: list[str] = []
+    recorder = RecordingHooks()
+    hooks = TelemetryHooks(
+        [
+            ("traces", RaisingHooks()),
+            ("metrics", RaisingHooks(in_finish=True)),
+            ("logs", recorder),
+        ],
+        on_error=counted.append,
+    )
+    with capture_logs() as logs:
+        hooks.message_received(_conn(), "ping", 10, {}).finish("ok")
+    # traces failed to begin (nothing of its to finish); metrics began and
+    # failed to finish: each failure under its own signal's name.
+    assert counted == ["traces", "metrics"]
+    failures = [e for e in logs if e["event"] == "telemetry_hook_failed"]
+    assert [(e["signal"], e["hook"]) for e in failures] == [
+        ("traces", "message_received"),
+        ("metrics", "message_received.finish"),
+    ]
+    assert recorder.finished == [("message", "ping", "ok", None, None)]
+
+
 async def test_a_raising_signal_leaves_the_consumer_and_metrics_working(
     use_hooks: Any,
 ) -> None:
