@@ -3,7 +3,8 @@
 :class:`ChanxSpan` is an SDK ``Span`` started by
 :func:`chanx.telemetry.fast_spans.sdk_starter` (which checks that this
 module's assumptions about the SDK hold). Its own attributes stay a plain
-dict and its events are built directly; whatever user code adds goes
+dict and its events are built directly (the first one as a compact tuple
+until something reads the span's events); whatever user code adds goes
 through the SDK's validation and limits. Processors get the span itself
 when it ends.
 """
@@ -25,9 +26,13 @@ from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from chanx.telemetry.shared_attributes import PLAIN_ATTRIBUTES
+from chanx.telemetry.shared_attributes import (
+    PLAIN_ATTRIBUTES,
+    ExtendedAttributes,
+    SharedAttributes,
+)
 
-__all__ = ["CLASS_FIELDS", "FEW_EVENTS", "UNSET_STATUS", "ChanxSpan"]
+__all__ = ["CLASS_FIELDS", "FEW_EVENTS", "UNSET_STATUS", "ChanxSpan", "CompactEvent"]
 
 _log = logging.getLogger(__name__)
 
@@ -35,7 +40,7 @@ _log = logging.getLogger(__name__)
 UNSET_STATUS = Status(StatusCode.UNSET)
 
 #: The SDK span's fields that ChanxSpan keeps on the class until a span
-#: sets its own (the lock is shared by all).
+#: sets its own (the lock is shared by all; ``_events`` is a property).
 CLASS_FIELDS = frozenset(
     (
         "_lock",
@@ -44,8 +49,14 @@ CLASS_FIELDS = frozenset(
         "_trace_config",
         "_record_exception",
         "_set_status_on_exception",
+        "_events",
     )
 )
+
+#: A span's first event, before anything asks for its ``Event``: name,
+#: timestamp, then its attributes as a shared set and one more key and value
+#: (see :meth:`ChanxSpan.add_extended_event`).
+CompactEvent = tuple[str, int, SharedAttributes, str, AttributeValue]
 
 #: Events a span's list takes before the limits are checked (sdk_starter
 #: only starts chanx spans under limits that allow at least these): a
@@ -83,6 +94,12 @@ class ChanxSpan(sdk_trace.Span):
     # The provider's processors tuple, set by the starter when all their
     # on_start and _on_ending are the SDK's no-ops (see _QuietProcessors).
     _quiet: object = None
+    # The events list, made when first asked for (see _events), and the
+    # first event until then: a receive span usually gets one event, its
+    # frame sent back, and an Event with its attributes and the list are
+    # three container objects held while the handler runs.
+    _event_list: Any = None
+    _compact_event: CompactEvent | None = None
 
     def __init__(
         self,
@@ -106,7 +123,6 @@ class ChanxSpan(sdk_trace.Span):
         self._parent = parent
         self._start_time: int | None = time_ns()
         self._attributes: Any = attributes
-        self._events: Any = []
         self._links: Any = links
         self._resource = tracer.resource
         self._sampler = tracer.sampler
@@ -116,17 +132,13 @@ class ChanxSpan(sdk_trace.Span):
         self._record_end_metrics = record_end_metrics
 
     def add_trusted_event(
-        self, name: str, attributes: dict[str, AttributeValue]
+        self,
+        name: str,
+        attributes: dict[str, AttributeValue],
+        timestamp: int | None = None,
     ) -> None:
         """Add an event whose attributes chanx built (valid, under the limits)."""
-        if _DIRECT_EVENTS:
-            # Event(name, attributes) without its two __init__ calls.
-            event: Event = _new_object(Event)
-            event._name = name
-            event._timestamp = time_ns()
-            event._attributes = attributes
-        else:
-            event = Event(name, attributes)
+        event = _new_event(name, attributes, timestamp or time_ns())
         with self._lock:
             if self._end_time is None:
                 events = self._events
@@ -135,6 +147,45 @@ class ChanxSpan(sdk_trace.Span):
                     events.append(event)
                 else:
                     self._append_event(event)
+
+    def add_extended_event(
+        self, name: str, shared: SharedAttributes, key: str, value: AttributeValue
+    ) -> None:
+        """Add an event whose attributes are ``shared`` then ``key``: ``value``
+        (chanx built them: valid, under the limits, ``key`` not in ``shared``).
+
+        The span's first event is kept as a :data:`CompactEvent` until
+        something reads the span's events; chanx's encoder reads it as it is.
+        """
+        timestamp = time_ns()
+        with self._lock:
+            if self._end_time is not None:
+                return
+            if self._event_list is None and self._compact_event is None:
+                self._compact_event = (name, timestamp, shared, key, value)
+                return
+        self.add_trusted_event(name, _extended(shared, key, value), timestamp)
+
+    @property
+    def _events(self) -> Any:
+        # What the SDK's own code reads and appends to: made on first use,
+        # with the compact first event as an Event in it.
+        events = self._event_list
+        if events is None:
+            with self._lock:
+                events = self._event_list
+                if events is None:
+                    compact = self._compact_event
+                    events = [] if compact is None else [_event_of(compact)]
+                    # The list first: a reader finding no compact event
+                    # finds the list holding it.
+                    self._event_list = events
+                    self._compact_event = None
+        return events
+
+    @_events.setter
+    def _events(self, events: Any) -> None:
+        self._event_list = events
 
     def set_trusted_attribute(self, key: str, value: AttributeValue) -> None:
         """Set an attribute chanx built (a valid key and value)."""
@@ -239,6 +290,31 @@ def _event_fields() -> bool:
 
 
 _new_object = object.__new__
+
+
+def _new_event(name: str, attributes: Any, timestamp: int) -> Event:
+    if not _DIRECT_EVENTS:
+        return Event(name, attributes, timestamp)
+    # Event(name, attributes, timestamp) without its two __init__ calls.
+    event: Event = _new_object(Event)
+    event._name = name
+    event._timestamp = timestamp
+    event._attributes = attributes
+    return event
+
+
+def _extended(
+    shared: SharedAttributes, key: str, value: AttributeValue
+) -> ExtendedAttributes:
+    attributes = ExtendedAttributes(shared)
+    attributes[key] = value
+    attributes.shared = shared
+    return attributes
+
+
+def _event_of(compact: CompactEvent) -> Event:
+    name, timestamp, shared, key, value = compact
+    return _new_event(name, _extended(shared, key, value), timestamp)
 
 
 #: Whether ``Event(name, attributes)`` may be built field by field.

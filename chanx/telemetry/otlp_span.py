@@ -21,7 +21,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, SpanFlags, Status
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode
 
-from chanx.telemetry.chanx_span import UNSET_STATUS, ChanxSpan
+from chanx.telemetry.chanx_span import UNSET_STATUS, ChanxSpan, CompactEvent
 from chanx.telemetry.current_span import (
     INDEXED_SPAN_CONTEXT,
     SPAN_ID,
@@ -38,6 +38,7 @@ from chanx.telemetry.otlp_wire import (
     field_cache,
     fixed64,
     length_prefixed,
+    shared_and_one,
     string_field,
     tag,
     varint,
@@ -234,10 +235,13 @@ def _chanx_body(span: Any) -> bytes | None:
         or span._status is not UNSET_STATUS
     ):
         return None
-    events, links, attributes = span._events, span._links, span._attributes
+    # The compact first event before the list: a reader that made the list
+    # (with the event in it) cleared the compact one after setting the list.
+    compact, events = span._compact_event, span._event_list
+    links, attributes = span._links, span._attributes
     start, end = span._start_time, span._end_time
     if (
-        events.__class__ is not list
+        (events is not None and events.__class__ is not list)
         or links.__class__ not in _LINK_TUPLES
         or attributes.__class__ not in PLAIN_ATTRIBUTES
         or not (start and end)
@@ -261,8 +265,12 @@ def _chanx_body(span: Any) -> bytes | None:
         parts.append(extended_fields(_SPAN_FIELDS, _ATTRIBUTES, attributes))
     else:
         append_attributes(parts, _ATTRIBUTES, attributes)
-    for event in events:
-        body = _event(event)
+    if events is not None:
+        for event in events:
+            body = _event(event)
+            parts += (_EVENTS, varint(len(body)), body)
+    elif compact is not None:
+        body = _compact_event(compact)
         parts += (_EVENTS, varint(len(body)), body)
     if links:
         parts.append(_links(links))
@@ -330,6 +338,16 @@ def _event(event: Event) -> bytes:
     if type(attributes) not in PLAIN_ATTRIBUTES and (count := event.dropped_attributes):
         parts += (_EVENT_DROPPED, varint(count))
     return b"".join(parts)
+
+
+def _compact_event(compact: CompactEvent) -> bytes:
+    """What :func:`_event` writes for the event ``compact`` stands for."""
+    name, timestamp, shared, key, value = compact
+    return (
+        _TIME(_EVENT_TIME, timestamp)
+        + (_event_names.get(name) or _cached_name(_event_names, _EVENT_NAME, name))
+        + shared_and_one(_EVENT_FIELDS, _EVENT_ATTRIBUTES, shared, key, value)
+    )
 
 
 def _link(link: Link) -> bytes:

@@ -37,6 +37,7 @@ __all__ = [
     "field_cache",
     "fixed64",
     "length_prefixed",
+    "shared_and_one",
     "string_field",
     "tag",
     "varint",
@@ -329,8 +330,19 @@ def extended_fields(
         _append_fields(fields, cache, field_tag, own)
         return b"".join(fields)
     # chanx's receive spans and message events: one attribute of their own.
-    value: Any  # of any attribute type; checked below
     key, value = next(reversed(attributes.items()))
+    return shared_and_one(cache, field_tag, shared, key, value)
+
+
+def shared_and_one(
+    cache: _FieldCache, field_tag: bytes, shared: SharedAttributes, key: str, value: Any
+) -> bytes:
+    """The fields of ``shared`` and then ``key``: ``value`` (not a key of ``shared``).
+
+    Args:
+        cache: :func:`field_cache` of ``field_tag``.
+        value: Of any attribute type.
+    """
     extension = cache.extended.get(id(shared))
     if extension is None or extension[0] is not shared or extension[1] != key:
         extension = cache.extension(field_tag, shared, key)

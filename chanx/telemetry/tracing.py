@@ -50,6 +50,7 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import AttributeValue
 
 from chanx.hooks import ConnectionInfo, Observation
+from chanx.telemetry.chanx_span import ChanxSpan
 from chanx.telemetry.config import TelemetryConfig
 from chanx.telemetry.current_span import attach_context, span_in, with_span
 from chanx.telemetry.naming import BoundedNames
@@ -304,7 +305,12 @@ class TracingHooks:
     def message_sent(self, conn: ConnectionInfo, action: str, size: int) -> None:
         """Add a ``message_sent`` event to the current span."""
         span = span_in()
-        if span.is_recording():
+        if span.__class__ is ChanxSpan:
+            # The span keeps it compact (see ChanxSpan.add_extended_event).
+            span.add_extended_event(
+                "message_sent", self._sent_attributes[action], _BODY_SIZE, size
+            )
+        elif span.is_recording():
             shared = self._sent_attributes[action]
             attributes = ExtendedAttributes(shared)
             attributes[_BODY_SIZE] = size

@@ -14,6 +14,12 @@ from collections.abc import Callable
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
+    encode_spans as official_encode_spans,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -27,6 +33,7 @@ from chanx.hooks import ConnectionInfo
 from chanx.telemetry import otlp_span, otlp_wire
 from chanx.telemetry.chanx_span import ChanxSpan
 from chanx.telemetry.config import TelemetryConfig
+from chanx.telemetry.otlp_encoding import encode_spans
 from chanx.telemetry.shared_attributes import ExtendedAttributes, SharedAttributes
 from chanx.telemetry.tracing import TracingHooks
 from tests.telemetry.test_otlp_encoding import same_request
@@ -212,3 +219,65 @@ def test_links_with_attributes_and_plain_events_encode_as_given() -> None:
     assert all(otlp_span._chanx_body(span) is not None for span in spans)
     same_request(spans)
     same_request(spans)
+
+
+def fast_then_official(spans: list[ReadableSpan]) -> None:
+    """chanx's encoding taken first (before anything reads the spans' events),
+    then compared with the official encoder's."""
+    fast = ExportTraceServiceRequest.FromString(encode_spans(spans))
+    official = official_encode_spans(spans)
+    assert fast == official
+
+
+def twice_sent(hooks: TracingHooks, conn: ConnectionInfo) -> None:
+    observation = hooks.message_received(conn, "ping", 17, {})
+    hooks.message_sent(conn, "pong", 18)
+    hooks.message_sent(conn, "pong", 300)
+    observation.finish("ok")
+
+
+def test_a_frame_sent_back_is_kept_compact_and_sent_as_the_official_encoder() -> None:
+    spans = spans_of(echo({}, size=5), echo(TRACEPARENT, size=9))
+    # No Event, attribute dict or events list until something asks.
+    assert all(span._compact_event is not None for span in spans)  # type: ignore[attr-defined]
+    assert all(span._event_list is None for span in spans)  # type: ignore[attr-defined]
+    fast_then_official(spans)
+    # The official encoder read the events: each span made its list once.
+    assert all(span._compact_event is None for span in spans)  # type: ignore[attr-defined]
+    sent = [span.events for span in spans]
+    assert [len(events) for events in sent] == [1, 1]
+    assert [dict(events[0].attributes or {}) for events in sent] == [
+        {"chanx.action": "pong", "messaging.message.body.size": 6},
+        {"chanx.action": "pong", "messaging.message.body.size": 10},
+    ]
+    assert sent[0][0] is spans[0].events[0]  # the same Event on every read
+    same_request(spans)
+
+
+def test_events_after_the_compact_one_follow_it_in_order() -> None:
+    (span,) = spans_of(twice_sent)
+    fast_then_official([span])
+    events = span.events
+    assert [event.name for event in events] == ["message_sent", "message_sent"]
+    sizes = [
+        (event.attributes or {})["messaging.message.body.size"] for event in events
+    ]
+    assert sizes == [18, 300]
+    assert events[0].timestamp <= events[1].timestamp
+    same_request([span])
+
+
+def test_an_ended_span_takes_no_more_events() -> None:
+    def silent(hooks: TracingHooks, conn: ConnectionInfo) -> None:
+        hooks.message_received(conn, "ping", 17, {}).finish("ok")
+
+    quiet, answered = spans_of(silent, echo({}))
+    shared = SharedAttributes({"chanx.action": "late"})
+    for span in (quiet, answered):
+        assert isinstance(span, ChanxSpan)
+        span.add_extended_event("message_sent", shared, "size", 1)
+    assert quiet.events == ()
+    assert [
+        dict(event.attributes or {})["chanx.action"] for event in answered.events
+    ] == ["pong"]
+    same_request([quiet, answered])
