@@ -20,7 +20,7 @@ returns None, and chanx uses the SDK's ``start_span``.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace as trace_api
@@ -160,7 +160,7 @@ def sdk_starter(tracer: trace_api.Tracer) -> StartSpan | None:
         name: str,
         context: Context | None,
         kind: SpanKind,
-        attributes: dict[str, AttributeValue],
+        attributes: Mapping[str, AttributeValue],
         links: Sequence[Link] | None,
     ) -> trace_api.Span:
         holder = span_in(context)

@@ -116,7 +116,7 @@ def ask_sampler(
     trace_id: int,
     name: str,
     kind: SpanKind,
-    attributes: dict[str, AttributeValue],
+    attributes: Mapping[str, AttributeValue],
     links: Sequence[Link] | None,
 ) -> tuple[Decision, Any, bool, bool, Any]:
     """What a sampler :func:`inline_decider` does not know decides, as the
@@ -140,8 +140,8 @@ def _sampled_and_recording(decision: Decision) -> tuple[bool, bool]:
 
 
 def _span_attributes(
-    sampled: Mapping[str, Any], ours: dict[str, AttributeValue], limits: Any
-) -> dict[str, AttributeValue] | BoundedAttributes:
+    sampled: Mapping[str, Any], ours: Mapping[str, AttributeValue], limits: Any
+) -> Mapping[str, AttributeValue] | BoundedAttributes:
     # The SDK gives the span the sampler's attributes. The stock samplers
     # pass chanx's through unchanged (and fast_spans checked that they fit);
     # anything else is validated as usual.

@@ -43,7 +43,11 @@ from chanx.telemetry.otlp_wire import (
     tag,
     varint,
 )
-from chanx.telemetry.shared_attributes import PLAIN_ATTRIBUTES, ExtendedAttributes
+from chanx.telemetry.shared_attributes import (
+    PLAIN_ATTRIBUTES,
+    ExtendedAttributes,
+    SharedAndOne,
+)
 from chanx.telemetry.span_fields import span_fields
 from chanx.telemetry.span_starter import ValidLinks
 
@@ -261,7 +265,17 @@ def _chanx_body(span: Any) -> bytes | None:
             parent.span_id.to_bytes(8, "big"),
             _tail(span._name, span._kind)[2 if parent.is_remote else 1],
         )
-    if attributes.__class__ is ExtendedAttributes:
+    if attributes.__class__ is SharedAndOne:
+        parts.append(
+            shared_and_one(
+                _SPAN_FIELDS,
+                _ATTRIBUTES,
+                attributes.shared,
+                attributes.key,
+                attributes.value,
+            )
+        )
+    elif attributes.__class__ is ExtendedAttributes:
         parts.append(extended_fields(_SPAN_FIELDS, _ATTRIBUTES, attributes))
     else:
         append_attributes(parts, _ATTRIBUTES, attributes)

@@ -23,7 +23,11 @@ from google.protobuf.descriptor import (  # type: ignore[import-untyped]
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from chanx.telemetry.shared_attributes import ExtendedAttributes, SharedAttributes
+from chanx.telemetry.shared_attributes import (
+    ExtendedAttributes,
+    SharedAndOne,
+    SharedAttributes,
+)
 
 __all__ = [
     "FIXED32",
@@ -283,8 +287,9 @@ def append_attributes(
     """Append each attribute as a ``KeyValue`` field ``field_tag`` to ``parts``.
 
     A :class:`~chanx.telemetry.shared_attributes.SharedAttributes` set is
-    encoded once and its bytes kept; an ``ExtendedAttributes`` writes its
-    shared set's bytes and encodes only its own attributes.
+    encoded once and its bytes kept; an ``ExtendedAttributes`` or a
+    ``SharedAndOne`` writes its shared set's bytes and encodes only its own
+    attributes.
 
     Raises:
         UnsupportedValue: A key or value the official encoder would have to
@@ -294,7 +299,10 @@ def append_attributes(
         return
     cache = _caches.get(field_tag) or field_cache(field_tag)
     kind = attributes.__class__
-    if kind is ExtendedAttributes:
+    if kind is SharedAndOne:
+        one: Any = attributes
+        parts.append(shared_and_one(cache, field_tag, one.shared, one.key, one.value))
+    elif kind is ExtendedAttributes:
         parts.append(extended_fields(cache, field_tag, attributes))  # type: ignore[arg-type]
     elif kind is SharedAttributes:
         parts.append(_block(cache, field_tag, attributes))

@@ -21,7 +21,7 @@ written into after it is built; the SDK copies what it is given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import TypeVar
 
 from opentelemetry.util.types import AttributeValue
@@ -31,6 +31,7 @@ __all__ = [
     "PLAIN_ATTRIBUTES",
     "AttributeSets",
     "ExtendedAttributes",
+    "SharedAndOne",
     "SharedAttributes",
 ]
 
@@ -59,10 +60,51 @@ class ExtendedAttributes(dict[str, AttributeValue]):
     shared: SharedAttributes
 
 
+class SharedAndOne(Mapping[str, AttributeValue]):
+    """A shared set and one attribute after it, read-only, without a copy.
+
+    What an :class:`ExtendedAttributes` with one attribute of its own holds,
+    for a span that keeps its attributes as started (chanx's ``receive``
+    spans: the set every frame of a consumer, route and action shares, and
+    the frame's size). Copying a set of six per frame cost a dict; this
+    holds three references. A span that changes its attributes copies them
+    into a dict first (:class:`~chanx.telemetry.chanx_span.ChanxSpan`).
+
+    Args:
+        shared: The set (``key`` is not one of its keys).
+        key: The attribute of the span's own.
+        value: Its value.
+    """
+
+    __slots__ = ("key", "shared", "value")
+
+    def __init__(
+        self, shared: SharedAttributes, key: str, value: AttributeValue
+    ) -> None:
+        self.shared = shared
+        self.key = key
+        self.value = value
+
+    def __getitem__(self, key: str) -> AttributeValue:
+        if key == self.key:
+            return self.value
+        return self.shared[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.shared
+        yield self.key
+
+    def __len__(self) -> int:
+        return len(self.shared) + 1
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict(self)!r})"
+
+
 #: The attribute containers chanx's spans and events hold as given (a dict
 #: of their own or the kinds above), before any becomes the SDK's
 #: ``BoundedAttributes``: none has dropped an attribute.
-PLAIN_ATTRIBUTES = frozenset((dict, SharedAttributes, ExtendedAttributes))
+PLAIN_ATTRIBUTES = frozenset((dict, SharedAttributes, ExtendedAttributes, SharedAndOne))
 
 
 class AttributeSets(dict[K, SharedAttributes]):

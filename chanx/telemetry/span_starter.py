@@ -9,7 +9,7 @@ from it is seen.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import structlog
 from opentelemetry import trace
@@ -32,7 +32,13 @@ _log = structlog.get_logger("chanx.telemetry")
 
 #: ``start(name, parent_context, kind, attributes, links) -> span``.
 StartSpan = Callable[
-    [str, Context | None, SpanKind, dict[str, AttributeValue], Sequence[Link] | None],
+    [
+        str,
+        Context | None,
+        SpanKind,
+        Mapping[str, AttributeValue],
+        Sequence[Link] | None,
+    ],
     Span,
 ]
 
@@ -73,7 +79,7 @@ def _generic(tracer: Tracer) -> StartSpan:
         name: str,
         context: Context | None,
         kind: SpanKind,
-        attributes: dict[str, AttributeValue],
+        attributes: Mapping[str, AttributeValue],
         links: Sequence[Link] | None,
     ) -> Span:
         return tracer.start_span(
@@ -127,7 +133,7 @@ class SpanStarter:
         name: str,
         context: Context | None,
         kind: SpanKind,
-        attributes: dict[str, AttributeValue],
+        attributes: Mapping[str, AttributeValue],
         links: Sequence[Link] | None = None,
     ) -> Span:
         """Start (not activate) a span, as ``Tracer.start_span`` does."""

@@ -60,7 +60,11 @@ from chanx.telemetry.process_spans import (
     process_attributes,
 )
 from chanx.telemetry.propagation import HEADERS, STR_SETTER, ExtractedContexts
-from chanx.telemetry.shared_attributes import AttributeSets, ExtendedAttributes
+from chanx.telemetry.shared_attributes import (
+    AttributeSets,
+    ExtendedAttributes,
+    SharedAndOne,
+)
 from chanx.telemetry.span_starter import SpanStarter, ValidLinks
 
 __all__ = ["CONNECT_SPAN_KEY", "MULTIPLE_DESTINATIONS", "TracingHooks"]
@@ -287,12 +291,12 @@ class TracingHooks:
     ) -> Observation:
         """Start ``receive {action}``, current while the frame is handled."""
         parent = self._extract(carrier)
-        # extended(), without a call per frame: the size is not a key of the
-        # shared set, so it comes after them.
-        shared = self._receive_attributes[action, conn.consumer, conn.route]
-        attributes = ExtendedAttributes(shared)
-        attributes[_BODY_SIZE] = size
-        attributes.shared = shared
+        # The size is not a key of the shared set: it comes after them.
+        attributes = SharedAndOne(
+            self._receive_attributes[action, conn.consumer, conn.route],
+            _BODY_SIZE,
+            size,
+        )
         span = self._start(
             self._receive[action],
             parent,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
@@ -20,10 +20,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 from opentelemetry.util.types import AttributeValue
 
 from chanx.hooks import ConnectionInfo
+from chanx.telemetry.chanx_span import ChanxSpan
 from chanx.telemetry.config import TelemetryConfig
 from chanx.telemetry.shared_attributes import (
     AttributeSets,
-    ExtendedAttributes,
+    SharedAndOne,
     SharedAttributes,
 )
 from chanx.telemetry.tracing import TracingHooks
@@ -50,10 +51,10 @@ def finished_spans(
     return list(memory.get_finished_spans())
 
 
-def own_attributes(span: ReadableSpan) -> ExtendedAttributes:
+def own_attributes(span: ReadableSpan) -> SharedAndOne:
     """What the span holds as its attributes (not the read-only view)."""
     attributes = span._attributes
-    assert type(attributes) is ExtendedAttributes
+    assert type(attributes) is SharedAndOne
     return attributes
 
 
@@ -75,6 +76,39 @@ def test_receive_spans_of_one_action_share_all_but_their_frame_size() -> None:
     shared = [own_attributes(span).shared for span in (first, second, lobby)]
     assert shared[0] is shared[1]
     assert shared[2] is not shared[0]
+
+
+def test_a_set_and_one_more_reads_as_the_dict_it_stands_for() -> None:
+    shared = SharedAttributes({"a": 1, "b": "x"})
+    one = SharedAndOne(shared, "size", 17)
+    assert list(one) == ["a", "b", "size"]
+    assert len(one) == 3
+    assert one["size"] == 17
+    assert one["b"] == "x"
+    assert "size" in one
+    assert "c" not in one
+    assert one.get("c") is None
+    assert dict(one) == {"a": 1, "b": "x", "size": 17}
+    assert one == {"a": 1, "b": "x", "size": 17}
+    assert {**one, "c": True} == {"a": 1, "b": "x", "size": 17, "c": True}
+    # Nothing was written into the shared set.
+    assert shared == {"a": 1, "b": "x"}
+
+
+def test_the_sdk_s_own_span_path_takes_a_set_and_one_more() -> None:
+    # No room for the frame's event: chanx starts spans through the SDK.
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(
+        shutdown_on_exit=False, span_limits=SpanLimits(max_events=0)
+    )
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    hooks = TracingHooks(TelemetryConfig(), provider)
+    hooks.message_received(CONN, "ping", 10, {}).finish("ok")
+    (span,) = memory.get_finished_spans()
+    assert type(span) is not ChanxSpan
+    assert dict(span.attributes or {})["messaging.message.body.size"] == 10
+    assert dict(span.attributes or {})["chanx.action"] == "ping"
+    same_request([span])
 
 
 def test_an_attribute_set_on_one_receive_span_stays_on_it() -> None:
@@ -103,7 +137,7 @@ def test_spans_with_shared_attributes_encode_like_the_official_encoder() -> None
         [(CONN, "ping", size) for size in (5, 5, 300, 2**40)]
         + [(OTHER, "ping", 5), (CONN, "leave", 5)]
     )
-    assert all(type(span._attributes) is ExtendedAttributes for span in spans)
+    assert all(type(span._attributes) is SharedAndOne for span in spans)
     # Twice: the second time the shared sets' bytes come from the cache.
     same_request(spans)
     same_request(spans)
