@@ -28,7 +28,7 @@ from opentelemetry.util.types import AttributeValue
 
 from chanx.telemetry.shared_attributes import (
     PLAIN_ATTRIBUTES,
-    ExtendedAttributes,
+    SharedAndOne,
     SharedAttributes,
 )
 
@@ -134,7 +134,7 @@ class ChanxSpan(sdk_trace.Span):
     def add_trusted_event(
         self,
         name: str,
-        attributes: dict[str, AttributeValue],
+        attributes: Mapping[str, AttributeValue],
         timestamp: int | None = None,
     ) -> None:
         """Add an event whose attributes chanx built (valid, under the limits)."""
@@ -164,7 +164,7 @@ class ChanxSpan(sdk_trace.Span):
             if self._event_list is None and self._compact_event is None:
                 self._compact_event = (name, timestamp, shared, key, value)
                 return
-        self.add_trusted_event(name, _extended(shared, key, value), timestamp)
+        self.add_trusted_event(name, SharedAndOne(shared, key, value), timestamp)
 
     @property
     def _events(self) -> Any:
@@ -303,18 +303,9 @@ def _new_event(name: str, attributes: Any, timestamp: int) -> Event:
     return event
 
 
-def _extended(
-    shared: SharedAttributes, key: str, value: AttributeValue
-) -> ExtendedAttributes:
-    attributes = ExtendedAttributes(shared)
-    attributes[key] = value
-    attributes.shared = shared
-    return attributes
-
-
 def _event_of(compact: CompactEvent) -> Event:
     name, timestamp, shared, key, value = compact
-    return _new_event(name, _extended(shared, key, value), timestamp)
+    return _new_event(name, SharedAndOne(shared, key, value), timestamp)
 
 
 #: Whether ``Event(name, attributes)`` may be built field by field.

@@ -21,7 +21,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, SpanFlags, Status
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode
 
-from chanx.telemetry.chanx_span import UNSET_STATUS, ChanxSpan, CompactEvent
+from chanx.telemetry.chanx_span import UNSET_STATUS, ChanxSpan
 from chanx.telemetry.current_span import (
     INDEXED_SPAN_CONTEXT,
     SPAN_ID,
@@ -34,7 +34,6 @@ from chanx.telemetry.otlp_wire import (
     LENGTH,
     VARINT,
     append_attributes,
-    extended_fields,
     field_cache,
     fixed64,
     length_prefixed,
@@ -45,8 +44,8 @@ from chanx.telemetry.otlp_wire import (
 )
 from chanx.telemetry.shared_attributes import (
     PLAIN_ATTRIBUTES,
-    ExtendedAttributes,
     SharedAndOne,
+    SharedAttributes,
 )
 from chanx.telemetry.span_fields import span_fields
 from chanx.telemetry.span_starter import ValidLinks
@@ -275,8 +274,6 @@ def _chanx_body(span: Any) -> bytes | None:
                 attributes.value,
             )
         )
-    elif attributes.__class__ is ExtendedAttributes:
-        parts.append(extended_fields(_SPAN_FIELDS, _ATTRIBUTES, attributes))
     else:
         append_attributes(parts, _ATTRIBUTES, attributes)
     if events is not None:
@@ -284,7 +281,7 @@ def _chanx_body(span: Any) -> bytes | None:
             body = _event(event)
             parts += (_EVENTS, varint(len(body)), body)
     elif compact is not None:
-        body = _compact_event(compact)
+        body = _shared_and_one_event(*compact)
         parts += (_EVENTS, varint(len(body)), body)
     if links:
         parts.append(_links(links))
@@ -331,15 +328,10 @@ def _event(event: Event) -> bytes:
     parts: list[bytes] = []
     if type(event) is Event:  # its properties only return these fields
         timestamp, name, attributes = event._timestamp, event._name, event._attributes
-        if attributes.__class__ is ExtendedAttributes and timestamp:
-            # chanx's message_sent events.
-            return (
-                _TIME(_EVENT_TIME, timestamp)
-                + (
-                    _event_names.get(name)
-                    or _cached_name(_event_names, _EVENT_NAME, name)
-                )
-                + extended_fields(_EVENT_FIELDS, _EVENT_ATTRIBUTES, attributes)
+        if attributes.__class__ is SharedAndOne and timestamp:
+            # chanx's message_sent events, once a reader made them Events.
+            return _shared_and_one_event(
+                name, timestamp, attributes.shared, attributes.key, attributes.value
             )
     else:
         timestamp, name, attributes = event.timestamp, event.name, event.attributes
@@ -354,9 +346,11 @@ def _event(event: Event) -> bytes:
     return b"".join(parts)
 
 
-def _compact_event(compact: CompactEvent) -> bytes:
-    """What :func:`_event` writes for the event ``compact`` stands for."""
-    name, timestamp, shared, key, value = compact
+def _shared_and_one_event(
+    name: str, timestamp: int, shared: SharedAttributes, key: str, value: Any
+) -> bytes:
+    """An event's fields: its time, its name, ``shared`` then ``key``: ``value``
+    (a :data:`~chanx.telemetry.chanx_span.CompactEvent`'s fields, in order)."""
     return (
         _TIME(_EVENT_TIME, timestamp)
         + (_event_names.get(name) or _cached_name(_event_names, _EVENT_NAME, name))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import islice
 from typing import Any
 
 from google.protobuf.descriptor import (  # type: ignore[import-untyped]
@@ -23,11 +22,7 @@ from google.protobuf.descriptor import (  # type: ignore[import-untyped]
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from chanx.telemetry.shared_attributes import (
-    ExtendedAttributes,
-    SharedAndOne,
-    SharedAttributes,
-)
+from chanx.telemetry.shared_attributes import SharedAndOne, SharedAttributes
 
 __all__ = [
     "FIXED32",
@@ -37,7 +32,6 @@ __all__ = [
     "UnsupportedValue",
     "any_value",
     "append_attributes",
-    "extended_fields",
     "field_cache",
     "fixed64",
     "length_prefixed",
@@ -287,9 +281,8 @@ def append_attributes(
     """Append each attribute as a ``KeyValue`` field ``field_tag`` to ``parts``.
 
     A :class:`~chanx.telemetry.shared_attributes.SharedAttributes` set is
-    encoded once and its bytes kept; an ``ExtendedAttributes`` or a
-    ``SharedAndOne`` writes its shared set's bytes and encodes only its own
-    attributes.
+    encoded once and its bytes kept; a ``SharedAndOne`` writes its shared
+    set's bytes and its own attribute (see :func:`shared_and_one`).
 
     Raises:
         UnsupportedValue: A key or value the official encoder would have to
@@ -302,8 +295,6 @@ def append_attributes(
     if kind is SharedAndOne:
         one: Any = attributes
         parts.append(shared_and_one(cache, field_tag, one.shared, one.key, one.value))
-    elif kind is ExtendedAttributes:
-        parts.append(extended_fields(cache, field_tag, attributes))  # type: ignore[arg-type]
     elif kind is SharedAttributes:
         parts.append(_block(cache, field_tag, attributes))
     else:
@@ -321,25 +312,6 @@ def _block(cache: _FieldCache, field_tag: bytes, shared: Any) -> bytes:
     encoded = b"".join(fields)
     cache.add_block(shared, encoded)
     return encoded
-
-
-def extended_fields(
-    cache: _FieldCache, field_tag: bytes, attributes: ExtendedAttributes
-) -> bytes:
-    """The fields of ``attributes``: its shared set's and its own.
-
-    Args:
-        cache: :func:`field_cache` of ``field_tag``.
-    """
-    shared = attributes.shared
-    if len(attributes) != len(shared) + 1:
-        fields = [_block(cache, field_tag, shared)]
-        own = islice(attributes.items(), len(shared), None)
-        _append_fields(fields, cache, field_tag, own)
-        return b"".join(fields)
-    # chanx's receive spans and message events: one attribute of their own.
-    key, value = next(reversed(attributes.items()))
-    return shared_and_one(cache, field_tag, shared, key, value)
 
 
 def shared_and_one(

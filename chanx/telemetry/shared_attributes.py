@@ -6,13 +6,12 @@ events of one action); every ``process`` span of one consumer, kind and
 name has the same attributes altogether. Building them per frame costs
 time, and so does encoding each of them again for export. Here they are
 built once per distinct set (:class:`AttributeSets`) as a
-:class:`SharedAttributes`, which nothing writes into, and a span gets an
-:class:`ExtendedAttributes`: a copy of the shared set with its own few
-attributes after it. The OTLP encoder then writes the
-shared part from bytes it keeps per set, and encodes only the span's own
-attributes (:func:`chanx.telemetry.otlp_wire.append_attributes`); a set
-extended by one attribute, as chanx's are, is kept whole for the values
-of that attribute it meets first.
+:class:`SharedAttributes`, which nothing writes into, and a span or event
+with one attribute of its own gets a :class:`SharedAndOne`: the set and
+that attribute, without a copy of the set. The OTLP encoder then writes
+the shared part from bytes it keeps per set, and the set with its own
+attribute whole for the values of that attribute it meets first
+(:func:`chanx.telemetry.otlp_wire.shared_and_one`).
 
 chanx's spans copy either kind into a plain dict before any change
 (:class:`~chanx.telemetry.chanx_span.ChanxSpan`), so neither is ever
@@ -30,7 +29,6 @@ __all__ = [
     "MAX_SETS",
     "PLAIN_ATTRIBUTES",
     "AttributeSets",
-    "ExtendedAttributes",
     "SharedAndOne",
     "SharedAttributes",
 ]
@@ -47,28 +45,15 @@ class SharedAttributes(dict[str, AttributeValue]):
     __slots__ = ()
 
 
-class ExtendedAttributes(dict[str, AttributeValue]):
-    """One span's attributes: a copy of :attr:`shared`, then its own.
-
-    Build it as ``ExtendedAttributes(shared)``, then set the span's own
-    attributes (keys that ``shared`` does not have: they must come after
-    its keys), then :attr:`shared`. The encoder relies on that order.
-    """
-
-    __slots__ = ("shared",)
-
-    shared: SharedAttributes
-
-
 class SharedAndOne(Mapping[str, AttributeValue]):
     """A shared set and one attribute after it, read-only, without a copy.
 
-    What an :class:`ExtendedAttributes` with one attribute of its own holds,
-    for a span that keeps its attributes as started (chanx's ``receive``
-    spans: the set every frame of a consumer, route and action shares, and
-    the frame's size). Copying a set of six per frame cost a dict; this
-    holds three references. A span that changes its attributes copies them
-    into a dict first (:class:`~chanx.telemetry.chanx_span.ChanxSpan`).
+    What chanx's ``receive`` spans and ``message_sent`` events hold: the
+    set every frame of a consumer, route and action (or every frame sent
+    with an action) shares, and the frame's size. Copying a set of six per
+    frame cost a dict; this holds three references. A span that changes its
+    attributes copies them into a dict first
+    (:class:`~chanx.telemetry.chanx_span.ChanxSpan`).
 
     Args:
         shared: The set (``key`` is not one of its keys).
@@ -98,13 +83,18 @@ class SharedAndOne(Mapping[str, AttributeValue]):
         return len(self.shared) + 1
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({dict(self)!r})"
+        return f"{type(self).__name__}({self.as_dict()!r})"
+
+    def as_dict(self) -> dict[str, AttributeValue]:
+        """A plain dict of the same attributes, in order (for code that copies
+        them anyway, such as the SDK: a dict copies faster than a mapping)."""
+        return {**self.shared, self.key: self.value}
 
 
 #: The attribute containers chanx's spans and events hold as given (a dict
 #: of their own or the kinds above), before any becomes the SDK's
 #: ``BoundedAttributes``: none has dropped an attribute.
-PLAIN_ATTRIBUTES = frozenset((dict, SharedAttributes, ExtendedAttributes, SharedAndOne))
+PLAIN_ATTRIBUTES = frozenset((dict, SharedAttributes, SharedAndOne))
 
 
 class AttributeSets(dict[K, SharedAttributes]):

@@ -25,6 +25,7 @@ from opentelemetry.trace import (
 from opentelemetry.util.types import AttributeValue
 
 from chanx import __version__
+from chanx.telemetry.shared_attributes import SharedAndOne
 
 __all__ = ["SpanStarter", "StartSpan", "ValidLinks", "valid_links"]
 
@@ -82,6 +83,10 @@ def _generic(tracer: Tracer) -> StartSpan:
         attributes: Mapping[str, AttributeValue],
         links: Sequence[Link] | None,
     ) -> Span:
+        if attributes.__class__ is SharedAndOne:
+            # The tracer copies them (the SDK into BoundedAttributes): a
+            # dict copies faster than a mapping.
+            attributes = attributes.as_dict()
         return tracer.start_span(
             name, context, kind=kind, attributes=attributes, links=links
         )

@@ -34,7 +34,7 @@ from chanx.telemetry import otlp_span, otlp_wire
 from chanx.telemetry.chanx_span import ChanxSpan
 from chanx.telemetry.config import TelemetryConfig
 from chanx.telemetry.otlp_encoding import encode_spans
-from chanx.telemetry.shared_attributes import ExtendedAttributes, SharedAttributes
+from chanx.telemetry.shared_attributes import SharedAndOne, SharedAttributes
 from chanx.telemetry.tracing import TracingHooks
 from tests.telemetry.test_otlp_encoding import same_request
 
@@ -140,31 +140,22 @@ def test_message_sent_events_share_their_action_s_attributes() -> None:
         {"chanx.action": "pong", "messaging.message.body.size": 10},
     ]
     own = [event.attributes for event in sent]
-    assert isinstance(own[0], ExtendedAttributes)
-    assert isinstance(own[1], ExtendedAttributes)
+    assert isinstance(own[0], SharedAndOne)
+    assert isinstance(own[1], SharedAndOne)
     assert own[0].shared is own[1].shared
     same_request([first, second])
-
-
-def extended(
-    shared: SharedAttributes, key: str, value: AttributeValue
-) -> ExtendedAttributes:
-    attributes = ExtendedAttributes(shared)
-    attributes[key] = value
-    attributes.shared = shared
-    return attributes
 
 
 @pytest.mark.parametrize(
     "own",
     [
-        # The same set extended by another key, a value of another type that
-        # compares equal (True == 1), and by two attributes.
+        # The same set with another key, and a value of another type that
+        # compares equal (True == 1).
         [("size", 1), ("count", 1), ("size", True), ("size", 1)],
         [("size", 1), ("size", "1"), ("size", 1.0), ("tags", ["a", "b"])],
     ],
 )
-def test_extended_sets_encode_each_key_and_value_as_given(
+def test_sets_and_one_more_encode_each_key_and_value_as_given(
     own: list[tuple[str, AttributeValue]],
 ) -> None:
     shared = SharedAttributes({"messaging.system": "chanx"})
@@ -174,32 +165,25 @@ def test_extended_sets_encode_each_key_and_value_as_given(
     hooks = TracingHooks(TelemetryConfig(), provider)
     for key, value in own:
         hooks.spans.start(
-            "s", None, SpanKind.INTERNAL, extended(shared, key, value), None
+            "s", None, SpanKind.INTERNAL, SharedAndOne(shared, key, value), None
         ).end()
-    two = ExtendedAttributes(shared)
-    two.update(size=2, count=3)
-    two.shared = shared
-    hooks.spans.start("s", None, SpanKind.INTERNAL, two, None).end()
     same_request(memory.get_finished_spans())
     same_request(memory.get_finished_spans())
 
 
-def test_an_extended_set_keeps_few_values_of_its_own_attribute() -> None:
+def test_a_set_and_one_more_keeps_few_values_of_its_own_attribute() -> None:
     shared = SharedAttributes({"messaging.system": "chanx"})
     tag = b"\x4a"
     encoded = [
-        otlp_wire.extended_fields(
-            otlp_wire._FieldCache(), tag, extended(shared, "n", n)
-        )
+        otlp_wire.shared_and_one(otlp_wire._FieldCache(), tag, shared, "n", n)
         for n in range(3)
     ]
     cache = otlp_wire._FieldCache()
     for n in range(1000):
         assert (
-            otlp_wire.extended_fields(cache, tag, extended(shared, "n", n % 3))
-            == (encoded[n % 3])
+            otlp_wire.shared_and_one(cache, tag, shared, "n", n % 3) == (encoded[n % 3])
         )
-        otlp_wire.extended_fields(cache, tag, extended(shared, "n", 10 + n))
+        otlp_wire.shared_and_one(cache, tag, shared, "n", 10 + n)
     kept = cache.extended[id(shared)][3]
     assert len(kept) == otlp_wire._MAX_PER_KEY
 

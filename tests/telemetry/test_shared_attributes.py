@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
@@ -96,18 +96,23 @@ def test_a_set_and_one_more_reads_as_the_dict_it_stands_for() -> None:
 
 
 def test_the_sdk_s_own_span_path_takes_a_set_and_one_more() -> None:
-    # No room for the frame's event: chanx starts spans through the SDK.
+    # FAST_SPANS off: chanx starts its spans through the SDK's tracer.
     memory = InMemorySpanExporter()
-    provider = TracerProvider(
-        shutdown_on_exit=False, span_limits=SpanLimits(max_events=0)
-    )
+    provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    hooks = TracingHooks(TelemetryConfig(), provider)
-    hooks.message_received(CONN, "ping", 10, {}).finish("ok")
+    hooks = TracingHooks(TelemetryConfig(fast_spans=False), provider)
+    observation = hooks.message_received(CONN, "ping", 10, {})
+    hooks.message_sent(CONN, "pong", 11)
+    observation.finish("ok")
     (span,) = memory.get_finished_spans()
     assert type(span) is not ChanxSpan
     assert dict(span.attributes or {})["messaging.message.body.size"] == 10
     assert dict(span.attributes or {})["chanx.action"] == "ping"
+    (sent,) = span.events
+    assert dict(sent.attributes or {}) == {
+        "chanx.action": "pong",
+        "messaging.message.body.size": 11,
+    }
     same_request([span])
 
 
